@@ -1,0 +1,146 @@
+"""Local files written atomically: a temporary file beside the target, renamed on success.
+
+All blocking calls run in worker threads, so the event loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from types import TracebackType
+
+from ._aio import run_shielded
+
+__all__ = ["TEMP_MARKER", "AtomicLocalFile", "is_temp_name"]
+
+#: Temporary files are named ``.<name>.aiokeg-<random>.tmp``; listings skip them.
+TEMP_MARKER = ".aiokeg-"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the basename of one of our temporary files."""
+    return name.startswith(".") and TEMP_MARKER in name and name.endswith(".tmp")
+
+
+def _temp_path(dest: str) -> str:
+    folder, base = os.path.split(dest)
+    return os.path.join(folder, f".{base}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
+
+
+class AtomicLocalFile:
+    """Write ``dest`` all at once: nothing shows under its name until :meth:`commit`.
+
+    Use as ``async with AtomicLocalFile(dest) as f: await f.write(...)``:
+    a clean exit commits (fsync, then rename), an exception or cancellation
+    removes the temporary file and leaves ``dest`` as it was.
+
+    Args:
+        dest: the final path.
+        exclusive: commit only if ``dest`` does not exist (``FileExistsError``
+            otherwise); done with a hard link, which is atomic.
+        make_parents: create missing parent folders.
+    """
+
+    def __init__(
+        self, dest: str | os.PathLike[str], *, exclusive: bool = False, make_parents: bool = False
+    ) -> None:
+        self.dest = os.fspath(dest)
+        self.exclusive = exclusive
+        self.make_parents = make_parents
+        self.temp_path = _temp_path(self.dest)
+        self._fd: int | None = None
+        self._offset = 0
+        self._done = False
+
+    async def open(self) -> AtomicLocalFile:
+        """Create the temporary file."""
+        self._fd = await asyncio.to_thread(self._open_sync)
+        return self
+
+    def _open_sync(self) -> int:
+        if self.make_parents:
+            os.makedirs(os.path.dirname(self.dest) or ".", exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        return os.open(self.temp_path, flags, 0o666)
+
+    @property
+    def size(self) -> int:
+        """Bytes written sequentially so far."""
+        return self._offset
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``."""
+        await self.pwrite(data, self._offset)
+        self._offset += len(data)
+
+    async def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None:
+        """Write ``data`` at ``offset`` (for ranges that arrive out of order)."""
+        assert self._fd is not None, "open() first"
+        await asyncio.to_thread(_pwrite_all, self._fd, data, offset)
+
+    async def truncate(self, size: int) -> None:
+        """Set the file's size (preallocates the holes that ranged writes fill)."""
+        assert self._fd is not None, "open() first"
+        await asyncio.to_thread(os.ftruncate, self._fd, size)
+
+    async def commit(self) -> None:
+        """Flush to disk and move the file into place."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            await asyncio.to_thread(self._commit_sync)
+        except BaseException:
+            await asyncio.to_thread(self._discard_sync)
+            raise
+
+    def _commit_sync(self) -> None:
+        fd, self._fd = self._fd, None
+        assert fd is not None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.exclusive:
+            os.link(self.temp_path, self.dest)
+            os.unlink(self.temp_path)
+        else:
+            os.replace(self.temp_path, self.dest)
+
+    async def discard(self) -> None:
+        """Remove the temporary file; ``dest`` is untouched. Idempotent."""
+        if self._done:
+            return
+        self._done = True
+        await asyncio.to_thread(self._discard_sync)
+
+    def _discard_sync(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp_path)
+
+    async def __aenter__(self) -> AtomicLocalFile:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await run_shielded(self.commit())
+        else:
+            await run_shielded(self.discard())
+
+
+def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n

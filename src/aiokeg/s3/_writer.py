@@ -1,0 +1,342 @@
+"""The S3 writer: concurrent multipart upload that never publishes a partial object."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import ObjectExistsError, StorageError, TransferError
+from .._files import AsyncWriter
+from .._validate import TransferSettings
+from ._client import S3Context, content_md5, md5_of
+from ._errors import IntegrityError
+from ._parts import MAX_OBJECT_SIZE, MAX_PARTS, PartSizer
+from ._retry import logger
+
+__all__ = ["AsyncS3Writer"]
+
+
+class AsyncS3Writer(AsyncWriter):
+    """Writes one S3 object; get it from ``storage.open(key, "wb")``.
+
+    Data is cut into parts of ``chunk_size`` bytes. The multipart upload is
+    created lazily, when more data arrives after the first part is full: an
+    object that fits in one part (zero bytes included) is sent with a single
+    ``PutObject`` on :meth:`close`. Full parts upload as concurrent tasks, at
+    most ``max_concurrency`` at a time; when that many are in flight,
+    :meth:`write` waits. Memory therefore stays within about
+    ``(max_concurrency + 1) × chunk_size`` however fast the caller writes
+    (objects above ``900 × chunk_size`` use larger parts, see ``PartSizer``).
+
+    Parts may finish in any order; their ETags are kept by part number and
+    sent sorted to ``CompleteMultipartUpload``. Each part's ETag is checked
+    against the MD5 of the bytes sent (``verify_md5``), and a mismatch is
+    retried like a network error, so a body damaged in flight never becomes
+    part of the object.
+
+    A part that still fails after ``max_attempts`` makes the writer abort;
+    the error (:class:`TransferError`) comes out of the next :meth:`write` or
+    :meth:`close`. An exception or cancellation inside ``async with`` aborts
+    too. Either way nothing is published and no incomplete upload is left.
+    """
+
+    def __init__(
+        self,
+        s3: S3Context,
+        key: str,
+        *,
+        exclusive: bool,
+        extra_args: Mapping[str, Any],
+        settings: TransferSettings,
+        size_hint: int | None,
+    ) -> None:
+        super().__init__(key)
+        self._s3 = s3
+        self._exclusive = exclusive
+        self._extra = dict(extra_args)
+        self._settings = settings
+        self._sizer = PartSizer(settings.chunk_size, size_hint)
+        self._part_size = self._sizer.size(1)
+        self._buffer = bytearray()
+        self._next_part = 1
+        self._upload_id: str | None = None
+        self._etags: dict[int, str] = {}
+        self._digests: dict[int, bytes] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._error: BaseException | None = None
+
+    @property
+    def upload_id(self) -> str | None:
+        """The multipart upload's id, once one was created."""
+        return self._upload_id
+
+    @property
+    def _where(self) -> str:
+        return f"s3://{self._s3.bucket}/{self.name}"
+
+    # -- writing ------------------------------------------------------------
+    async def _write(self, data: memoryview) -> None:
+        if self._written + data.nbytes > MAX_OBJECT_SIZE:
+            raise StorageError(
+                f"{self._where} would exceed S3's 5 TiB object limit; nothing was published",
+                bucket=self._s3.bucket,
+                key=self.name,
+                operation="write",
+            )
+        while data:
+            self._raise_if_failed()
+            room = self._part_size - len(self._buffer)
+            if room == 0:
+                # Only now is it known that the object needs more than this part.
+                await self._send_part()
+                continue
+            self._buffer += data[:room]
+            data = data[room:]
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    async def _send_part(self) -> None:
+        part_number = self._next_part
+        if part_number > MAX_PARTS:
+            raise StorageError(
+                f"{self._where} needs more than {MAX_PARTS} parts: the data outgrew the "
+                "size_hint given to open(); pass a larger size_hint (or none)",
+                bucket=self._s3.bucket,
+                key=self.name,
+                operation="UploadPart",
+            )
+        if self._upload_id is None:
+            await self._create_upload()
+        data, self._buffer = self._buffer, bytearray()
+        # Large parts (objects past 900 parts) take several slots, so the
+        # bytes in flight stay within max_concurrency × chunk_size.
+        cost = min(self._settings.max_concurrency, -(-len(data) // self._settings.chunk_size))
+        taken = 0
+        try:
+            while taken < cost:
+                await self._slots.acquire()
+                taken += 1
+            self._raise_if_failed()
+        except BaseException:
+            for _ in range(taken):
+                self._slots.release()
+            self._buffer = data
+            raise
+        self._next_part += 1
+        self._part_size = self._sizer.size(self._next_part)
+        task = asyncio.create_task(self._upload_part(part_number, data, cost))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _create_upload(self) -> None:
+        response = await self._s3.call(
+            "create_multipart_upload",
+            self.name,
+            max_attempts=self._settings.max_attempts,
+            **self._extra,
+        )
+        self._upload_id = str(response["UploadId"])
+        logger.debug("started multipart upload %s for %s", self._upload_id, self._where)
+
+    async def _upload_part(self, part_number: int, data: bytearray, cost: int) -> None:
+        try:
+            digest = await md5_of(data) if self._s3.verify_md5 else None
+            extra: dict[str, Any] = {"ContentMD5": content_md5(digest)} if digest else {}
+
+            async def check(response: dict[str, Any]) -> None:
+                _check_etag(response, digest, f"part {part_number} of {self._where}")
+
+            response = await self._s3.call(
+                "upload_part",
+                self.name,
+                max_attempts=self._settings.max_attempts,
+                check=check,
+                UploadId=self._upload_id,
+                PartNumber=part_number,
+                Body=data,
+                **extra,
+            )
+            self._etags[part_number] = str(response["ETag"])
+            if digest is not None:
+                self._digests[part_number] = digest
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._error is None:
+                self._error = _part_error(exc, self._s3.bucket, self.name, part_number)
+                self._error.__cause__ = exc
+        finally:
+            del data
+            for _ in range(cost):
+                self._slots.release()
+
+    # -- committing -----------------------------------------------------------
+    async def _commit(self) -> None:
+        self._raise_if_failed()
+        if self._upload_id is None:
+            await self._put_object()
+            return
+        if self._buffer:
+            await self._send_part()
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
+        self._raise_if_failed()
+        await self._complete()
+
+    async def _put_object(self) -> None:
+        data, self._buffer = self._buffer, bytearray()
+        digest = await md5_of(data) if self._s3.verify_md5 else None
+        params: dict[str, Any] = dict(self._extra)
+        if digest is not None:
+            params["ContentMD5"] = content_md5(digest)
+        if self._exclusive:
+            params["IfNoneMatch"] = "*"
+
+        params["Key"] = self.name
+
+        async def once(client: Any) -> None:
+            response = await client.put_object(Bucket=self._s3.bucket, Body=data, **params)
+            try:
+                _check_etag(response, digest, self._where)
+            except IntegrityError:
+                # The damaged body was published: the retry replaces exactly that
+                # version (and an exclusive create must not trip over it).
+                params.pop("IfNoneMatch", None)
+                params["IfMatch"] = response["ETag"]
+                raise
+
+        try:
+            await self._s3.run(
+                "PutObject",
+                self.name,
+                once,
+                max_attempts=self._settings.max_attempts,
+                exclusive=self._exclusive,
+            )
+        except TransferError:
+            if "IfMatch" in params:
+                await self._delete_damaged(params["IfMatch"])
+            raise
+
+    async def _delete_damaged(self, etag: str) -> None:
+        with contextlib.suppress(StorageError):
+            await self._s3.call(
+                "delete_object", self.name, max_attempts=self._settings.max_attempts, IfMatch=etag
+            )
+        logger.warning(
+            "%s: the server kept damaging the body; the damaged object was removed", self._where
+        )
+
+    async def _complete(self) -> None:
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self._etags.items())]
+        params: dict[str, Any] = {"IfNoneMatch": "*"} if self._exclusive else {}
+        try:
+            await self._s3.call(
+                "complete_multipart_upload",
+                self.name,
+                max_attempts=self._settings.max_attempts,
+                exclusive=self._exclusive,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+                **params,
+            )
+        except StorageError as exc:
+            # A Complete whose answer was lost may have succeeded; if the object
+            # now carries exactly our multipart ETag, it is ours and whole.
+            if not isinstance(exc, ObjectExistsError) and await self._completed_anyway():
+                self._upload_id = None
+                return
+            raise
+        self._upload_id = None
+
+    async def _completed_anyway(self) -> bool:
+        if len(self._digests) != len(self._etags) or not self._digests:
+            return False
+        joined = b"".join(self._digests[n] for n in sorted(self._digests))
+        expected = (
+            f'"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(self._digests)}"'
+        )
+        try:
+            head = await self._s3.call("head_object", self.name, max_attempts=1)
+        except StorageError:
+            return False
+        return bool(head.get("ETag") == expected)
+
+    # -- aborting -------------------------------------------------------------
+    async def _abort(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._buffer = bytearray()
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is not None:
+            await _abort_upload(self._s3, self.name, upload_id, self._settings.max_attempts)
+
+    def _leak_cleanup(self) -> None:
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            logger.warning(
+                "%s: writer collected outside an event loop; multipart upload %s is left "
+                "open (abort_incomplete_uploads() removes it)",
+                self._where,
+                upload_id,
+            )
+            return
+        self._s3.spawn(_abort_upload(self._s3, self.name, upload_id, self._settings.max_attempts))
+
+
+async def _abort_upload(s3: S3Context, key: str, upload_id: str, max_attempts: int) -> None:
+    try:
+        await s3.call("abort_multipart_upload", key, max_attempts=max_attempts, UploadId=upload_id)
+    except StorageError as exc:
+        code = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code")
+        if code in ("NoSuchUpload", "NoSuchKey"):  # already gone (RGW says NoSuchKey)
+            return
+        logger.warning(
+            "could not abort multipart upload %s of s3://%s/%s: %s",
+            upload_id,
+            s3.bucket,
+            key,
+            exc,
+        )
+    else:
+        logger.debug("aborted multipart upload %s of s3://%s/%s", upload_id, s3.bucket, key)
+
+
+def _check_etag(response: dict[str, Any], digest: bytes | None, what: str) -> None:
+    if digest is None:
+        return
+    etag = str(response.get("ETag", "")).strip('"')
+    if etag != digest.hex():
+        raise IntegrityError(
+            f"{what}: the server stored a body whose MD5 ({etag or 'none'}) is not that of "
+            f"the bytes sent ({digest.hex()}); the body was damaged in flight. If the bucket "
+            "uses SSE-KMS or another server where ETags are not MD5s, pass verify_md5=False"
+        )
+
+
+def _part_error(exc: Exception, bucket: str, key: str, part_number: int) -> StorageError:
+    if isinstance(exc, StorageError) and not isinstance(exc, TransferError):
+        return exc
+    attempts = getattr(exc, "attempts", None)
+    return TransferError(
+        f"part {part_number} of s3://{bucket}/{key} failed"
+        + (f" after {attempts} attempt(s)" if attempts else "")
+        + f": {exc}; the upload was aborted and nothing was published",
+        bucket=bucket,
+        key=key,
+        operation="UploadPart",
+        attempts=attempts,
+        part_number=part_number,
+    )
