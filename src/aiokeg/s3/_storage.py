@@ -458,12 +458,24 @@ def _info(key: str, head: Mapping[str, Any]) -> ObjectInfo:
 
 
 def _warm_up(session: Any) -> None:
-    """Load what botocore reads from disk when a client is created (runs in a thread)."""
+    """Load what botocore reads from disk when a client is created (runs in a thread).
+
+    botocore caches what it loads, keyed by the exact call, so the calls
+    below mirror the ones ``create_client`` makes.
+    """
     session.get_scoped_config()
+    warm = getattr(session, "warm_up_loader_caches", None)
+    if warm is not None:
+        warm("s3")
+        return
     loader = session.get_component("data_loader")
-    loader.load_service_model("s3", "service-2")
-    for name in ("endpoints", "partitions", "sdk-default-configuration", "_retry"):
+    for name in ("_retry", "endpoints", "partitions", "sdk-default-configuration"):
         with contextlib.suppress(Exception):
-            loader.load_data(name)
+            loader.load_data_with_path(name)
+    loader.load_service_model("s3", type_name="service-2", api_version=None)
+    loader.load_service_model("s3", "service-2", api_version=None)
     with contextlib.suppress(Exception):
-        loader.load_service_model("s3", "endpoint-rule-set-1")
+        loader.load_service_model("s3", "paginators-1", None)
+    with contextlib.suppress(Exception):
+        loader.load_service_model("s3", "waiters-2", None)
+    loader.load_service_model("s3", "endpoint-rule-set-1", api_version=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,7 +61,10 @@ class AsyncS3Writer(AsyncWriter):
         self._settings = settings
         self._sizer = PartSizer(settings.chunk_size, size_hint)
         self._part_size = self._sizer.size(1)
-        self._buffer = bytearray()
+        # A BytesIO grows in place and hands over its bytes without a copy
+        # (getvalue()); each attempt then sends a BytesIO sharing those bytes,
+        # which aiohttp streams without blocking the loop.
+        self._buffer = io.BytesIO()
         self._next_part = 1
         self._upload_id: str | None = None
         self._etags: dict[int, str] = {}
@@ -89,12 +93,12 @@ class AsyncS3Writer(AsyncWriter):
             )
         while data:
             self._raise_if_failed()
-            room = self._part_size - len(self._buffer)
+            room = self._part_size - self._buffer.tell()
             if room == 0:
                 # Only now is it known that the object needs more than this part.
                 await self._send_part()
                 continue
-            self._buffer += data[:room]
+            self._buffer.write(data[:room])
             data = data[room:]
 
     def _raise_if_failed(self) -> None:
@@ -113,10 +117,10 @@ class AsyncS3Writer(AsyncWriter):
             )
         if self._upload_id is None:
             await self._create_upload()
-        data, self._buffer = self._buffer, bytearray()
         # Large parts (objects past 900 parts) take several slots, so the
         # bytes in flight stay within max_concurrency × chunk_size.
-        cost = min(self._settings.max_concurrency, -(-len(data) // self._settings.chunk_size))
+        size = self._buffer.tell()
+        cost = min(self._settings.max_concurrency, -(-size // self._settings.chunk_size))
         taken = 0
         try:
             while taken < cost:
@@ -126,8 +130,8 @@ class AsyncS3Writer(AsyncWriter):
         except BaseException:
             for _ in range(taken):
                 self._slots.release()
-            self._buffer = data
             raise
+        data, self._buffer = self._buffer.getvalue(), io.BytesIO()
         self._next_part += 1
         self._part_size = self._sizer.size(self._next_part)
         task = asyncio.create_task(self._upload_part(part_number, data, cost))
@@ -144,23 +148,26 @@ class AsyncS3Writer(AsyncWriter):
         self._upload_id = str(response["UploadId"])
         logger.debug("started multipart upload %s for %s", self._upload_id, self._where)
 
-    async def _upload_part(self, part_number: int, data: bytearray, cost: int) -> None:
+    async def _upload_part(self, part_number: int, data: bytes, cost: int) -> None:
         try:
             digest = await md5_of(data) if self._s3.verify_md5 else None
             extra: dict[str, Any] = {"ContentMD5": content_md5(digest)} if digest else {}
 
-            async def check(response: dict[str, Any]) -> None:
+            async def once(client: Any) -> dict[str, Any]:
+                response: dict[str, Any] = await client.upload_part(
+                    Bucket=self._s3.bucket,
+                    Key=self.name,
+                    UploadId=self._upload_id,
+                    PartNumber=part_number,
+                    Body=io.BytesIO(data),
+                    ContentLength=len(data),
+                    **extra,
+                )
                 _check_etag(response, digest, f"part {part_number} of {self._where}")
+                return response
 
-            response = await self._s3.call(
-                "upload_part",
-                self.name,
-                max_attempts=self._settings.max_attempts,
-                check=check,
-                UploadId=self._upload_id,
-                PartNumber=part_number,
-                Body=data,
-                **extra,
+            response = await self._s3.run(
+                "UploadPart", self.name, once, max_attempts=self._settings.max_attempts
             )
             self._etags[part_number] = str(response["ETag"])
             if digest is not None:
@@ -172,7 +179,6 @@ class AsyncS3Writer(AsyncWriter):
                 self._error = _part_error(exc, self._s3.bucket, self.name, part_number)
                 self._error.__cause__ = exc
         finally:
-            del data
             for _ in range(cost):
                 self._slots.release()
 
@@ -182,7 +188,7 @@ class AsyncS3Writer(AsyncWriter):
         if self._upload_id is None:
             await self._put_object()
             return
-        if self._buffer:
+        if self._buffer.tell():
             await self._send_part()
         while self._tasks:
             await asyncio.gather(*self._tasks)
@@ -190,7 +196,7 @@ class AsyncS3Writer(AsyncWriter):
         await self._complete()
 
     async def _put_object(self) -> None:
-        data, self._buffer = self._buffer, bytearray()
+        data, self._buffer = self._buffer.getvalue(), io.BytesIO()
         digest = await md5_of(data) if self._s3.verify_md5 else None
         params: dict[str, Any] = dict(self._extra)
         if digest is not None:
@@ -201,7 +207,9 @@ class AsyncS3Writer(AsyncWriter):
         params["Key"] = self.name
 
         async def once(client: Any) -> None:
-            response = await client.put_object(Bucket=self._s3.bucket, Body=data, **params)
+            response = await client.put_object(
+                Bucket=self._s3.bucket, Body=io.BytesIO(data), ContentLength=len(data), **params
+            )
             try:
                 _check_etag(response, digest, self._where)
             except IntegrityError:
@@ -274,7 +282,7 @@ class AsyncS3Writer(AsyncWriter):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._buffer = bytearray()
+        self._buffer = io.BytesIO()
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             await _abort_upload(self._s3, self.name, upload_id, self._settings.max_attempts)
