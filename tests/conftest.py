@@ -26,6 +26,9 @@ ACCESS_KEY = "AKIATESTACCESSKEY123"
 SECRET_KEY = "TestSecretKey/DoNotLeak+abcdefghijklmnop"
 
 _bucket_numbers = itertools.count(1)
+# One botocore session for the run: it caches the service models it loads,
+# which saves ~0.5 s per client.
+_SESSION = AioSession()
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +51,7 @@ def faults(s3_server: S3TestServer) -> Iterator[FaultLayer]:
 @pytest.fixture
 async def raw_s3(s3_server: S3TestServer) -> AsyncIterator[Any]:
     """A plain aiobotocore client, for tests to look at the server's state."""
-    session = AioSession()
-    async with session.create_client(
+    async with _SESSION.create_client(
         "s3",
         region_name="us-east-1",
         endpoint_url=s3_server.endpoint_url,
@@ -82,6 +84,8 @@ async def make_s3(
         kwargs.setdefault("max_concurrency", 4)
         kwargs.setdefault("retry_base_delay", 0.01)
         kwargs.setdefault("retry_max_delay", 0.05)
+        kwargs.setdefault("read_timeout", 10)
+        kwargs.setdefault("session", _SESSION)
         storage = AsyncS3Storage(
             kwargs.pop("bucket", bucket),
             "us-east-1",

@@ -12,8 +12,11 @@ prints ``PORT <n>`` and serves until killed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -79,6 +82,8 @@ class Fault:
         truncate_after: serve only this many bytes of the response body,
             then drop the connection (Content-Length still promises more).
         corrupt_request: flip one byte of the request body before moto reads it.
+        reset: let moto handle the request, then reset the connection instead
+            of answering (the client cannot know whether it took effect).
     """
 
     op: str
@@ -91,6 +96,7 @@ class Fault:
     code: str = "InternalError"
     truncate_after: int | None = None
     corrupt_request: bool = False
+    reset: bool = False
     hits: int = 0
 
     def matches(self, record: dict[str, Any]) -> bool:
@@ -182,8 +188,11 @@ class FaultLayer:
                 )
                 return [payload]
             result = self.app(environ, start_response)
+            if fault is not None and fault.reset:
+                _consume(result)
+                _reset(environ)
             if fault is not None and fault.truncate_after is not None:
-                return self._truncate(result, fault.truncate_after, op)
+                return self._truncate(result, fault.truncate_after, op, environ)
             return self._count(result, op)
         finally:
             with self.lock:
@@ -201,7 +210,9 @@ class FaultLayer:
             if close is not None:
                 close()
 
-    def _truncate(self, result: Iterable[bytes], limit: int, op: str) -> Iterator[bytes]:
+    def _truncate(
+        self, result: Iterable[bytes], limit: int, op: str, environ: Environ
+    ) -> Iterator[bytes]:
         sent = 0
         try:
             for chunk in result:
@@ -217,9 +228,26 @@ class FaultLayer:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-        # Returning early with the promised Content-Length unmet: werkzeug then
-        # closes the connection, which the client sees as a body cut short.
-        raise ConnectionAbortedError("injected: response body cut short")
+        # Headers and `limit` bytes are out; drop the connection so the client
+        # sees a body cut short of its Content-Length.
+        _reset(environ)
+
+
+def _consume(result: Iterable[bytes]) -> None:
+    for _ in result:
+        pass
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+def _reset(environ: Environ) -> None:
+    """Abort the TCP connection with a RST, then stop handling the request."""
+    sock = environ["werkzeug.socket"]
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    raise ConnectionAbortedError("injected: connection reset")
 
 
 class S3TestServer:
