@@ -105,9 +105,7 @@ async def test_parts_in_flight_reach_the_bound_and_never_exceed_it(
     assert await get_bytes(raw_s3, bucket, "bounded") == data
 
 
-async def test_write_waits_when_the_bound_is_reached(
-    make_s3: Any, faults: FaultLayer
-) -> None:
+async def test_write_waits_when_the_bound_is_reached(make_s3: Any, faults: FaultLayer) -> None:
     s3 = make_s3(max_concurrency=2)
     release = asyncio.Event()
     faults.add(Fault(op="UploadPart", delay=0.5, times=-1))
@@ -300,9 +298,7 @@ async def test_part_failing_every_attempt_aborts_and_surfaces_transfer_error(
     make_s3: Any, raw_s3: Any, bucket: str, faults: FaultLayer
 ) -> None:
     s3 = make_s3(max_attempts=3)
-    faults.add(
-        Fault(op="UploadPart", status=500, times=-1, when=lambda r: r["part_number"] == 2)
-    )
+    faults.add(Fault(op="UploadPart", status=500, times=-1, when=lambda r: r["part_number"] == 2))
     with pytest.raises(TransferError) as info:
         async with s3.open("doomed", "wb") as f:
             for i in range(4):
@@ -489,8 +485,6 @@ async def test_etags_sent_to_complete_match_the_parts(
     async with s3.open("etag", "wb") as f:
         await f.write(data)
     head = await raw_s3.head_object(Bucket=bucket, Key="etag")
-    digests = [
-        hashlib.md5(data[i : i + 5 * MiB]).digest() for i in range(0, len(data), 5 * MiB)
-    ]
+    digests = [hashlib.md5(data[i : i + 5 * MiB]).digest() for i in range(0, len(data), 5 * MiB)]
     expected = hashlib.md5(b"".join(digests)).hexdigest() + "-3"
     assert head["ETag"].strip('"') == expected
