@@ -16,9 +16,8 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from s3server import FaultLayer, S3TestServer  # noqa: E402
-
-from aiokeg import AsyncS3Storage  # noqa: E402
+from aiokeg import AsyncS3Storage
+from s3server import FaultLayer, S3TestServer
 
 MiB = 1024 * 1024
 # Recognisable test credentials (the secrets test looks for them in messages).
@@ -126,6 +125,20 @@ async def get_bytes(raw_s3: Any, bucket: str, key: str) -> bytes:
     async with response["Body"] as body:
         data: bytes = await body.read()
     return data
+
+
+def seed_objects(bucket: str, keys: list[str]) -> None:
+    """Create many small objects straight in moto's in-process backend (setup only).
+
+    Thousands of PUTs over HTTP cost ~10 ms each here; what a test checks
+    (listing, deleting) still goes over HTTP.
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for key in keys:
+        backend.put_object(bucket, key, key.encode())
 
 
 def payload(size: int, seed: int = 0) -> bytes:

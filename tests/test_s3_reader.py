@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MiB, payload
-from s3server import Fault, FaultLayer
 
 from aiokeg import (
     AsyncS3Storage,
@@ -20,6 +18,8 @@ from aiokeg import (
     TransferError,
 )
 from aiokeg.s3._reader import INITIAL_WINDOW
+from conftest import MiB, payload
+from s3server import Fault, FaultLayer
 
 
 def requested_bytes(faults: FaultLayer) -> int:

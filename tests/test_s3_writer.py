@@ -9,8 +9,6 @@ import warnings
 from typing import Any
 
 import pytest
-from conftest import MiB, get_bytes, list_uploads, payload
-from s3server import Fault, FaultLayer
 
 from aiokeg import (
     AsyncS3Storage,
@@ -19,6 +17,8 @@ from aiokeg import (
     StorageError,
     TransferError,
 )
+from conftest import MiB, get_bytes, list_uploads, payload
+from s3server import Fault, FaultLayer
 
 
 async def assert_absent(raw_s3: Any, bucket: str, key: str) -> None:

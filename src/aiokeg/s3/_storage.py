@@ -157,6 +157,8 @@ class AsyncS3Storage(AsyncStorage):
             read_timeout=read_timeout,
             # aiokeg retries itself (RetryPolicy): one attempt per botocore call.
             retries={"total_max_attempts": 1, "mode": "standard"},
+            # SigV4 everywhere, presigned links included (SigV2 is deprecated).
+            signature_version="s3v4",
             # aiokeg sends Content-MD5 and checks ETags; extra CRCs would cost
             # CPU and break servers that reject aws-chunked trailers.
             request_checksum_calculation="when_required",
