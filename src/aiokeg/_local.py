@@ -62,7 +62,9 @@ class AsyncLocalStorage(AsyncStorage):
         max_concurrency: int | None = None,
         max_attempts: int | None = None,
     ) -> None:
-        self.root = os.path.abspath(os.fspath(root))
+        # Resolved (abspath, realpath) on first use, in a worker thread: even
+        # os.getcwd() is a system call the event loop should not wait on.
+        self.root = os.fspath(root)
         super().__init__(
             name or self.root,
             chunk_size=chunk_size,
@@ -104,7 +106,7 @@ class AsyncLocalStorage(AsyncStorage):
                     + ": create the folder first",
                     bucket=self.root,
                 )
-            self._real_root = os.path.realpath(self.root)
+            self._real_root = os.path.realpath(os.path.abspath(self.root))
         return self._real_root
 
     def _path_sync(self, key: str) -> str:
@@ -164,8 +166,8 @@ class AsyncLocalStorage(AsyncStorage):
     async def _open_reader(self, key: str, settings: TransferSettings) -> AsyncReader:
         with self._errors(key, "open"):
             path = await self._path(key)
-            fd, st = await asyncio.to_thread(_open_for_reading, path)
-        return _LocalReader(key, fd, st)
+            fd, st, content_type = await asyncio.to_thread(_open_for_reading, path, key)
+        return _LocalReader(key, fd, st, content_type)
 
     async def _open_writer(
         self,
@@ -209,10 +211,7 @@ class AsyncLocalStorage(AsyncStorage):
     async def _stat(self, key: str) -> ObjectInfo:
         with self._errors(key, "stat"):
             path = await self._path(key)
-            st = await asyncio.to_thread(os.stat, path)
-            if not stat_mod.S_ISREG(st.st_mode):
-                raise FileNotFoundError(path)
-        return _info(key, st)
+            return await asyncio.to_thread(_stat_file, path, key)
 
     async def _delete(self, key: str) -> None:
         with self._errors(key, "delete"):
@@ -227,16 +226,34 @@ class AsyncLocalStorage(AsyncStorage):
             await asyncio.to_thread(_copy_file, src, dst)
 
 
-def _open_for_reading(path: str) -> tuple[int, os.stat_result]:
+def _open_for_reading(path: str, key: str) -> tuple[int, os.stat_result, str]:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         st = os.fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
             raise IsADirectoryError(path)
+        return fd, st, _content_type(key)
     except BaseException:
         os.close(fd)
         raise
-    return fd, st
+
+
+def _stat_file(path: str, key: str) -> ObjectInfo:
+    st = os.stat(path)
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise FileNotFoundError(path)
+    return ObjectInfo(
+        name=key,
+        size=st.st_size,
+        last_modified=_mtime(st),
+        etag=_etag(st),
+        content_type=_content_type(key),
+    )
+
+
+def _content_type(key: str) -> str:
+    # mimetypes reads the system's tables on first use: call only in a thread.
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
 def _copy_file(src: str, dst: str) -> None:
@@ -260,16 +277,6 @@ def _etag(st: os.stat_result) -> str:
 
 def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, tz=timezone.utc)
-
-
-def _info(key: str, st: os.stat_result) -> ObjectInfo:
-    return ObjectInfo(
-        name=key,
-        size=st.st_size,
-        last_modified=_mtime(st),
-        etag=_etag(st),
-        content_type=mimetypes.guess_type(key)[0] or "application/octet-stream",
-    )
 
 
 def _scan(folder: str, leaf: str) -> list[tuple[str, bool, os.stat_result | None]]:
@@ -304,14 +311,8 @@ async def _walk(folder: str, key_prefix: str, leaf: str = "") -> AsyncIterator[L
 
 
 class _LocalReader(AsyncReader):
-    def __init__(self, key: str, fd: int, st: os.stat_result) -> None:
-        super().__init__(
-            key,
-            st.st_size,
-            _etag(st),
-            mimetypes.guess_type(key)[0] or "application/octet-stream",
-            _mtime(st),
-        )
+    def __init__(self, key: str, fd: int, st: os.stat_result, content_type: str) -> None:
+        super().__init__(key, st.st_size, _etag(st), content_type, _mtime(st))
         # The open descriptor pins the file: an atomic replace by a writer
         # does not change what this reader sees.
         self._fd: int | None = fd
