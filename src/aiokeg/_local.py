@@ -369,9 +369,12 @@ class _LocalWriter(AsyncWriter):
         await self._target.discard()
 
     def _leak_cleanup(self) -> None:
-        # Runs in __del__: remove the temporary file without waiting.
-        fd, self._target._fd = self._target._fd, None
-        if fd is not None:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(self._target.temp_path)
+        # Runs in __del__: remove the temporary file without blocking the loop.
+        # The job belongs to the loop's executor, which the loop waits for on close.
+        target = self._target
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            target._discard_sync()
+            return
+        loop.run_in_executor(None, target._discard_sync)
