@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
-
-from ._types import ProgressCallback
 
 __all__ = ["OpenFile", "call_progress", "read_from", "run_shielded", "write_to"]
 
@@ -81,11 +79,11 @@ class OpenFile(Generic[F]):
         return await self._file.__aexit__(exc_type, exc, tb)
 
 
-async def call_progress(callback: ProgressCallback | None, done: int) -> None:
+async def call_progress(callback: Callable[[T], Awaitable[None] | None] | None, value: T) -> None:
     """Call a progress callback that may be sync or a coroutine function."""
     if callback is None:
         return
-    result = callback(done)
+    result = callback(value)
     if inspect.isawaitable(result):
         await result
 

@@ -69,6 +69,8 @@ class S3Context:
         self._stack = AsyncExitStack()
         self._background: set[asyncio.Task[Any]] = set()
         self.closed = False
+        #: Requests repeated after a retryable failure, over this storage's life.
+        self.retries = 0
 
     def policy(self, max_attempts: int) -> RetryPolicy:
         """The retry policy of a request allowed ``max_attempts`` tries."""
@@ -137,7 +139,9 @@ class S3Context:
             return await attempt(client)
 
         try:
-            return await self.policy(max_attempts).run(once, describe=f"{operation} {key or ''}")
+            return await self.policy(max_attempts).run(
+                once, describe=f"{operation} {key or ''}", on_retry=self._count_retry
+            )
         except StorageError:
             raise
         except Exception as exc:
@@ -149,6 +153,9 @@ class S3Context:
                 attempts=attempts,
                 exclusive=exclusive,
             ) from exc
+
+    def _count_retry(self, exc: BaseException) -> None:
+        self.retries += 1
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a clean-up in the background; :meth:`aclose` waits for it."""

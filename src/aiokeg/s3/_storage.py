@@ -7,7 +7,8 @@ import contextlib
 import math
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
 from .._aio import call_progress, run_shielded
 from .._base import AsyncStorage
@@ -21,9 +22,19 @@ from ._parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from ._reader import AsyncS3Reader, fetch_range
 from ._writer import AsyncS3Writer, _abort_upload
 
-__all__ = ["AsyncS3Storage"]
+__all__ = ["AsyncS3Storage", "IncompleteUpload"]
 
 _DELETE_BATCH = 1000
+
+
+class IncompleteUpload(NamedTuple):
+    """A multipart upload that was started and never completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
 GiB = 1024**3
 
 
@@ -140,6 +151,11 @@ class AsyncS3Storage(AsyncStorage):
             f"<AsyncS3Storage name={self.name!r} bucket={self.bucket!r}"
             f"{endpoint}{' closed' if self.closed else ''}>"
         )
+
+    @property
+    def retries(self) -> int:
+        """How many requests were repeated after a retryable failure so far."""
+        return self._s3.retries
 
     # -- client -----------------------------------------------------------------
     async def _create_client(self) -> Any:
@@ -385,6 +401,53 @@ class AsyncS3Storage(AsyncStorage):
             ClientMethod=method, Params=params, ExpiresIn=expires_in
         )
         return url
+
+    # -- incomplete uploads -------------------------------------------------------------
+    async def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
+        """Multipart uploads under ``prefix`` that were never completed nor aborted.
+
+        aiokeg's writers abort their own uploads; these are left by crashed
+        processes or other tools. They cost storage until aborted.
+        """
+        self._check_open()
+        found: list[IncompleteUpload] = []
+        markers: dict[str, Any] = {}
+        while True:
+            response = await self._s3.call(
+                "list_multipart_uploads",
+                None,
+                max_attempts=self.settings.max_attempts,
+                Prefix=prefix,
+                **markers,
+            )
+            for item in response.get("Uploads", []):
+                found.append(IncompleteUpload(item["Key"], item["UploadId"], item["Initiated"]))
+            if not response.get("IsTruncated"):
+                return found
+            markers = {
+                "KeyMarker": response.get("NextKeyMarker", ""),
+                "UploadIdMarker": response.get("NextUploadIdMarker", ""),
+            }
+
+    async def abort_incomplete_uploads(
+        self, prefix: str = "", *, older_than: timedelta = timedelta(0)
+    ) -> list[IncompleteUpload]:
+        """Abort incomplete uploads under ``prefix`` started more than ``older_than`` ago.
+
+        Returns the uploads aborted. Keep ``older_than`` above your longest
+        upload so that uploads still in progress elsewhere are spared.
+        """
+        cutoff = datetime.now(timezone.utc) - older_than
+        stale = [u for u in await self.list_incomplete_uploads(prefix) if u.initiated <= cutoff]
+        limit = asyncio.Semaphore(self.settings.max_concurrency)
+        attempts = self.settings.max_attempts
+
+        async def abort(upload: IncompleteUpload) -> None:
+            async with limit:
+                await _abort_upload(self._s3, upload.key, upload.upload_id, attempts)
+
+        await asyncio.gather(*(abort(u) for u in stale))
+        return stale
 
     # -- transfers -------------------------------------------------------------------
     async def get(

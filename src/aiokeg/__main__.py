@@ -1,0 +1,5 @@
+"""``python -m aiokeg`` runs the command line (needs the ``cli`` extra)."""
+
+from .cli import main
+
+main()

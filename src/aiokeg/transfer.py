@@ -1,0 +1,258 @@
+"""Bulk transfers: copy or sync many objects between any two storages under one budget.
+
+Example::
+
+    from aiokeg import AsyncLocalStorage, AsyncS3Storage
+    from aiokeg.transfer import sync
+
+    async with AsyncLocalStorage("data") as src, AsyncS3Storage("bucket") as dst:
+        report = await sync(src, dst, dst_prefix="backup/")
+        print(report.summary())
+
+Memory is bounded by ``max_bytes_in_flight`` for the whole job, however
+many files there are: each file is streamed with its own small window, and
+only as many files run at once as the budget allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ._aio import call_progress
+from ._base import AsyncStorage
+from ._errors import StorageError
+from ._types import ListEntry
+from ._validate import MIN_CHUNK_SIZE
+
+__all__ = ["FileResult", "TransferEvent", "TransferReport", "copy_many", "sync"]
+
+#: Default budget of bytes held in memory by a whole transfer.
+DEFAULT_BUDGET = 256 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class FileResult:
+    """The outcome of one file of a bulk transfer.
+
+    Attributes:
+        source: key in the source storage.
+        dest: key in the destination storage.
+        size: bytes copied (0 when skipped or failed).
+        skipped: True when sync found the destination unchanged.
+        error: the error when the file failed, else ``None``.
+    """
+
+    source: str
+    dest: str
+    size: int = 0
+    skipped: bool = False
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True unless the file failed."""
+        return self.error is None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferEvent:
+    """Progress of a bulk transfer, passed to ``on_progress``.
+
+    Attributes:
+        files_done: files finished (copied, skipped or failed).
+        files_total: files in the job.
+        bytes_done: bytes copied so far.
+        bytes_total: bytes in the job (sizes from the listing).
+        current: the key whose progress triggered this event.
+    """
+
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    current: str
+
+
+@dataclasses.dataclass
+class TransferReport:
+    """Per-file results of a bulk transfer, and totals.
+
+    Attributes:
+        results: one :class:`FileResult` per file, in job order.
+        deleted: keys deleted from the destination (``sync(delete=True)``).
+        seconds: wall time of the job.
+    """
+
+    results: list[FileResult]
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[FileResult]:
+        """The files that failed."""
+        return [r for r in self.results if r.error is not None]
+
+    @property
+    def copied(self) -> list[FileResult]:
+        """The files that were copied."""
+        return [r for r in self.results if r.ok and not r.skipped]
+
+    @property
+    def bytes_copied(self) -> int:
+        """Bytes copied by the job."""
+        return sum(r.size for r in self.copied)
+
+    def summary(self) -> str:
+        """One line: copied, skipped, failed, bytes and speed."""
+        skipped = sum(1 for r in self.results if r.skipped)
+        speed = self.bytes_copied / self.seconds / 2**20 if self.seconds else 0.0
+        return (
+            f"{len(self.copied)} copied, {skipped} skipped, {len(self.failures)} failed, "
+            f"{len(self.deleted)} deleted; {self.bytes_copied / 2**20:.1f} MiB in "
+            f"{self.seconds:.2f} s ({speed:.1f} MiB/s)"
+        )
+
+
+ProgressHandler = Callable[[TransferEvent], "Awaitable[None] | None"]
+
+
+async def copy_many(
+    src: AsyncStorage,
+    dst: AsyncStorage,
+    pairs: Iterable[tuple[str, str]] | Iterable[tuple[str, str, int]],
+    *,
+    max_bytes_in_flight: int = DEFAULT_BUDGET,
+    chunk_size: int | None = None,
+    per_file_concurrency: int = 2,
+    fail_fast: bool = False,
+    on_progress: ProgressHandler | None = None,
+) -> TransferReport:
+    """Copy each ``(source_key, dest_key[, size])`` from ``src`` to ``dst``.
+
+    One failure does not stop the others (unless ``fail_fast``); every file
+    gets a :class:`FileResult`. Memory stays within ``max_bytes_in_flight``:
+    each file holds at most ``(per_file_concurrency + 1) × chunk_size`` in its
+    reader and as much in its writer, and only as many files run at once as
+    fit in the budget (at least one).
+    """
+    jobs = [(p[0], p[1], p[2] if len(p) > 2 else 0) for p in pairs]
+    chunk = chunk_size or MIN_CHUNK_SIZE
+    per_file = 2 * (per_file_concurrency + 1) * chunk
+    parallel = max(1, max_bytes_in_flight // per_file)
+    started = time.monotonic()
+    totals = {"files": 0, "bytes": 0}
+    bytes_total = sum(size for _, _, size in jobs)
+    results: list[FileResult | None] = [None] * len(jobs)
+    queue = iter(enumerate(jobs))
+    stop = asyncio.Event()
+
+    async def report(current: str) -> None:
+        if on_progress is not None:
+            event = TransferEvent(totals["files"], len(jobs), totals["bytes"], bytes_total, current)
+            await call_progress(on_progress, event)
+
+    async def one(source: str, dest: str) -> int:
+        copied = 0
+        async with (
+            src.open(
+                source, "rb", chunk_size=chunk, max_concurrency=per_file_concurrency
+            ) as reader,
+            dst.open(
+                dest,
+                "wb",
+                chunk_size=chunk,
+                max_concurrency=per_file_concurrency,
+                size_hint=reader.size,
+            ) as writer,
+        ):
+            async for piece in reader.iter_chunks(chunk):
+                await writer.write(piece)
+                copied += len(piece)
+                totals["bytes"] += len(piece)
+                await report(source)
+        return copied
+
+    async def worker() -> None:
+        for index, (source, dest, _size) in queue:
+            if stop.is_set():
+                results[index] = FileResult(
+                    source, dest, error=StorageError("not attempted: an earlier file failed")
+                )
+                continue
+            try:
+                size = await one(source, dest)
+                results[index] = FileResult(source, dest, size=size)
+            except (StorageError, OSError) as exc:
+                results[index] = FileResult(source, dest, error=exc)
+                if fail_fast:
+                    stop.set()
+            totals["files"] += 1
+            await report(source)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(parallel, len(jobs)) or 1)]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    final = [r for r in results if r is not None]
+    return TransferReport(final, seconds=time.monotonic() - started)
+
+
+def _unchanged(
+    src: ListEntry, dst: ListEntry | None, src_etag: str | None, dst_etag: str | None
+) -> bool:
+    if dst is None or src.size != dst.size:
+        return False
+    if src_etag and dst_etag and "-" not in src_etag and "-" not in dst_etag:
+        return src_etag == dst_etag
+    # Multipart ETags depend on part sizes: fall back to "not older".
+    return dst.last_modified >= src.last_modified
+
+
+async def sync(
+    src: AsyncStorage,
+    dst: AsyncStorage,
+    *,
+    src_prefix: str = "",
+    dst_prefix: str = "",
+    delete: bool = False,
+    **options: Any,
+) -> TransferReport:
+    """Make ``dst_prefix`` in ``dst`` a copy of ``src_prefix`` in ``src``.
+
+    Objects whose size and ETag (or, for multipart ETags, modification
+    time) already match are skipped. With ``delete=True``, objects under
+    ``dst_prefix`` that have no source are deleted. Other options are
+    those of :func:`copy_many`.
+    """
+    started = time.monotonic()
+    sources = {e.name[len(src_prefix) :]: e async for e in src.iter_list(src_prefix)}
+    existing = {e.name[len(dst_prefix) :]: e async for e in dst.iter_list(dst_prefix)}
+    todo: list[tuple[str, str, int]] = []
+    skipped: list[FileResult] = []
+    for rel, entry in sources.items():
+        theirs = existing.get(rel)
+        same = False
+        if theirs is not None and theirs.size == entry.size:
+            src_info, dst_info = await src.stat(entry.name), await dst.stat(dst_prefix + rel)
+            same = _unchanged(entry, theirs, src_info.etag, dst_info.etag)
+        if same:
+            skipped.append(FileResult(entry.name, dst_prefix + rel, skipped=True))
+        else:
+            todo.append((entry.name, dst_prefix + rel, entry.size))
+    report = await copy_many(src, dst, todo, **options)
+    report.results = skipped + report.results
+    if delete:
+        extra = [dst_prefix + rel for rel in existing if rel not in sources]
+        if extra:
+            await dst.delete_many(extra)
+        report.deleted = extra
+    report.seconds = time.monotonic() - started
+    return report
