@@ -11,10 +11,8 @@ import io
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import MiB, payload
 
 from aiokeg import (
     AsyncLocalStorage,
@@ -26,6 +24,7 @@ from aiokeg import (
     StorageClosedError,
     TransferError,
 )
+from conftest import MiB, payload
 
 CHUNK = 5 * MiB
 BACKENDS = ["memory", "local", "s3"]
