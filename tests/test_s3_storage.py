@@ -445,3 +445,19 @@ async def test_missing_bucket_is_named(make_s3: Any) -> None:
     s3 = make_s3(bucket="absent-bucket-x")
     with pytest.raises(StorageError, match="absent-bucket-x.*does not exist"):
         await s3.list()
+
+
+async def test_incomplete_uploads_are_listed_and_aborted_by_age(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str
+) -> None:
+    from datetime import timedelta
+
+    for key in ("crash/a", "crash/b", "other/c"):
+        await raw_s3.create_multipart_upload(Bucket=bucket, Key=key)
+    found = await s3.list_incomplete_uploads("crash/")
+    assert sorted(u.key for u in found) == ["crash/a", "crash/b"]
+    # moto dates every upload 2010-11-10, so thirty years spares them all.
+    assert await s3.abort_incomplete_uploads("crash/", older_than=timedelta(days=30 * 365)) == []
+    aborted = await s3.abort_incomplete_uploads("crash/", older_than=timedelta(hours=1))
+    assert sorted(u.key for u in aborted) == ["crash/a", "crash/b"]
+    assert [u["Key"] for u in await list_uploads(raw_s3, bucket)] == ["other/c"]

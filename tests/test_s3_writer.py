@@ -488,3 +488,25 @@ async def test_etags_sent_to_complete_match_the_parts(
     digests = [hashlib.md5(data[i : i + 5 * MiB]).digest() for i in range(0, len(data), 5 * MiB)]
     expected = hashlib.md5(b"".join(digests)).hexdigest() + "-3"
     assert head["ETag"].strip('"') == expected
+
+
+async def test_object_past_the_size_limit_fails_before_publishing(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real limit is 5 TiB; the check is the same at any size.
+    monkeypatch.setattr("aiokeg.s3._writer.MAX_OBJECT_SIZE", 7 * MiB)
+    with pytest.raises(StorageError, match="5 TiB object limit"):
+        async with s3.open("huge", "wb") as f:
+            await f.write(payload(6 * MiB))
+            await f.write(payload(2 * MiB))
+    await assert_absent(raw_s3, bucket, "huge")
+
+
+async def test_running_out_of_part_numbers_fails_before_publishing(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aiokeg.s3._writer.MAX_PARTS", 2)
+    with pytest.raises(StorageError, match="more than 2 parts"):
+        async with s3.open("many-parts", "wb") as f:
+            await f.write(payload(16 * MiB))
+    await assert_absent(raw_s3, bucket, "many-parts")

@@ -212,8 +212,9 @@ def _unchanged(
         return False
     if src_etag and dst_etag and "-" not in src_etag and "-" not in dst_etag:
         return src_etag == dst_etag
-    # Multipart ETags depend on part sizes: fall back to "not older".
-    return dst.last_modified >= src.last_modified
+    # ETags of different kinds (multipart, local files) cannot be compared:
+    # fall back to "not older", at S3's one-second resolution.
+    return dst.last_modified >= src.last_modified.replace(microsecond=0)
 
 
 async def sync(

@@ -1,0 +1,99 @@
+"""Bulk transfers: per-file results, one memory budget, sync."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiokeg import AsyncLocalStorage, AsyncMemoryStorage, AsyncS3Storage
+from aiokeg.transfer import copy_many, sync
+from conftest import MiB, payload
+
+HERE = os.path.dirname(__file__)
+
+
+async def fill(storage: Any, files: dict[str, bytes]) -> None:
+    for key, data in files.items():
+        async with storage.open(key, "wb") as f:
+            await f.write(data)
+
+
+async def test_sync_local_to_s3_and_back(s3: AsyncS3Storage, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dst").mkdir()
+    files = {f"d{i % 3}/f{i}": payload(i * 50_000, seed=i) for i in range(12)}
+    files["big"] = payload(11 * MiB)
+    async with (
+        AsyncLocalStorage(tmp_path / "src") as src,
+        AsyncLocalStorage(tmp_path / "dst") as dst,
+    ):
+        await fill(src, files)
+        events: list[Any] = []
+        up = await sync(src, s3, dst_prefix="backup/", on_progress=events.append)
+        assert len(up.copied) == len(files)
+        assert not up.failures
+        assert events[-1].files_done == len(files)
+        assert events[-1].bytes_done == sum(map(len, files.values()))
+        down = await sync(s3, dst, src_prefix="backup/")
+        assert len(down.copied) == len(files)
+        for key, data in files.items():
+            assert (tmp_path / "dst" / key).read_bytes() == data
+        again = await sync(src, s3, dst_prefix="backup/")
+        assert again.copied == []
+        assert len(again.results) == len(files)
+
+
+async def test_sync_copies_changes_and_deletes_extras_on_request() -> None:
+    src, dst = AsyncMemoryStorage(), AsyncMemoryStorage()
+    await fill(src, {"a": b"1", "b": b"2"})
+    await sync(src, dst)
+    await fill(src, {"a": b"changed"})
+    await fill(dst, {"extra": b"x"})
+    report = await sync(src, dst, delete=True)
+    assert [r.source for r in report.copied] == ["a"]
+    assert report.deleted == ["extra"]
+    assert sorted(e.name for e in await dst.list()) == ["a", "b"]
+
+
+async def test_one_failure_does_not_lose_the_others(tmp_path: Path) -> None:
+    src, dst = AsyncMemoryStorage(), AsyncMemoryStorage()
+    await fill(src, {f"k{i}": b"data" for i in range(5)})
+    pairs = [(f"k{i}", f"k{i}") for i in range(5)] + [("missing", "missing")]
+    report = await copy_many(src, dst, pairs)
+    assert len(report.copied) == 5
+    assert [r.source for r in report.failures] == ["missing"]
+    assert isinstance(report.failures[0].error, FileNotFoundError)
+    assert "1 failed" in report.summary()
+
+
+async def test_fail_fast_stops_starting_new_files() -> None:
+    src, dst = AsyncMemoryStorage(), AsyncMemoryStorage()
+    await fill(src, {f"k{i}": b"x" for i in range(3)})
+    pairs = [("missing", "m")] + [(f"k{i}", f"k{i}") for i in range(3)]
+    report = await copy_many(src, dst, pairs, fail_fast=True, max_bytes_in_flight=1)
+    assert len(report.failures) == 4
+    assert await dst.list() == []
+
+
+@pytest.mark.slow
+async def test_a_thousand_files_stay_within_the_budget(tmp_path: Path) -> None:
+    """Peak memory of a 1,000-file copy is bounded by the budget, not the file count."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        os.path.join(HERE, "transfer_client.py"),
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    files, growth_mib, budget_mib = out.decode().split()
+    print(f"1,000 files: peak RSS growth {float(growth_mib):.1f} MiB, budget {budget_mib} MiB")
+    assert int(files) == 1000
+    assert float(growth_mib) < float(budget_mib) + 64
