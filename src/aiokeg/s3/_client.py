@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
+from botocore.handlers import add_expect_header
+
 from .._errors import StorageClosedError, StorageError
 from ._errors import translate
 from ._retry import RetryPolicy, logger
@@ -87,7 +89,13 @@ class S3Context:
             async with self._lock:
                 if self._client is None:
                     cm = await self._factory()
-                    self._client = await self._stack.enter_async_context(cm)
+                    client = await self._stack.enter_async_context(cm)
+                    # botocore asks for "Expect: 100-continue" on every file-like
+                    # body. That costs a round trip per part, and aiohttp waits
+                    # for the 100 with no timeout: a server that stalls there
+                    # would hang the upload forever. Send bodies directly.
+                    client.meta.events.unregister("before-call.s3", add_expect_header)
+                    self._client = client
         return self._client
 
     async def call(
