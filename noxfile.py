@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "rgw"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -40,3 +42,31 @@ def demo(session: nox.Session) -> None:
     """The main job: a verified round trip through an embedded S3 server."""
     session.install("-e", ".[demo]")
     session.run("aiokeg", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def rgw(session: nox.Session) -> None:
+    """The S3 tests and the contract suite against Ceph RGW, a production S3 engine.
+
+    Installs Ceph from Debian's packages (needs root and apt-get), starts a
+    one-node cluster on 127.0.0.1 (tests/rgw.py), runs the suite against it
+    (tests that need moto's fault layer skip, saying why) and stops exactly
+    the daemons it started.
+    """
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.skip("needs root and apt-get to install Ceph (CI has both)")
+    session.install("-e", ".[test]")
+    session.run("python", "tests/rgw.py", "install")
+    workdir = tempfile.mkdtemp(prefix="aiokeg-rgw-")
+    out = session.run("python", "tests/rgw.py", "start", workdir, silent=True)
+    endpoint = str(out).strip().splitlines()[-1].split()[0]
+    session.log(f"Ceph RGW on {endpoint}")
+    try:
+        session.run(
+            "pytest",
+            "-rs",
+            "--junitxml=.ci/junit-rgw.xml",
+            env={"AIOKEG_TEST_S3_ENDPOINT": endpoint},
+        )
+    finally:
+        session.run("python", "tests/rgw.py", "stop", workdir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import resource
 import sys
 
@@ -40,8 +41,8 @@ async def main() -> None:
     async with AsyncS3Storage(
         bucket,
         "us-east-1",
-        "AKIATEST",
-        "secret",
+        os.environ["AIOKEG_TEST_ACCESS_KEY"],
+        os.environ["AIOKEG_TEST_SECRET_KEY"],
         endpoint_url=endpoint,
         chunk_size=chunk * MiB,
         max_concurrency=concurrency,

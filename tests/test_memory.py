@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import MiB
+from conftest import ACCESS_KEY, SECRET_KEY, MiB, seed_objects
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,11 @@ async def run_client(*args: str) -> dict[str, Any]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "AIOKEG_TEST_ACCESS_KEY": ACCESS_KEY,
+            "AIOKEG_TEST_SECRET_KEY": SECRET_KEY,
+        },
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
@@ -65,15 +70,10 @@ async def test_writer_peak_memory_is_bounded(s3_server: Any, bucket: str, raw_s3
     assert result["growth_mib"] < BOUND_MIB
 
 
-async def test_reader_peak_memory_is_bounded(s3_server: Any, bucket: str) -> None:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    from conftest import seed_objects  # noqa: F401  (same backend as the server)
-
+async def test_reader_peak_memory_is_bounded(s3_server: Any, bucket: str, raw_s3: Any) -> None:
     block = bytes(range(256)) * (MiB // 256)
     data = b"".join(i.to_bytes(8, "big") + block[8:] for i in range(SIZE_MIB))
-    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, "big", data)
+    await seed_objects(raw_s3, bucket, {"big": data})
     del data
     result = await run_client(
         "read",

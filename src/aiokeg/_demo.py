@@ -118,17 +118,27 @@ def _verify(root: str, digests: dict[str, str]) -> list[str]:
 
 
 async def _round_trip(
-    endpoint: str, workdir: str, files: int, max_size: int, quiet: bool
+    endpoint: str,
+    workdir: str,
+    files: int,
+    max_size: int,
+    quiet: bool,
+    credentials: tuple[str | None, str | None],
 ) -> dict[str, Any]:
     src_dir, dst_dir = os.path.join(workdir, "source"), os.path.join(workdir, "copy")
     await asyncio.to_thread(os.makedirs, src_dir)
     await asyncio.to_thread(os.makedirs, dst_dir)
     sizes = file_sizes(files, max_size)
     digests = await asyncio.to_thread(_generate, src_dir, sizes)
-    s3 = AsyncS3Storage(BUCKET, "us-east-1", ACCESS_KEY, SECRET_KEY, endpoint_url=endpoint)
+    key_id, secret = credentials
+    s3 = AsyncS3Storage(
+        BUCKET, "us-east-1", key_id or ACCESS_KEY, secret or SECRET_KEY, endpoint_url=endpoint
+    )
     async with s3, AsyncLocalStorage(src_dir) as src, AsyncLocalStorage(dst_dir) as dst:
         client = await s3._s3.client()
-        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        with contextlib.suppress(
+            client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+        ):
             await client.create_bucket(Bucket=BUCKET)
         up = await _with_bar(
             "upload  ",
@@ -227,6 +237,8 @@ def run_demo(
     max_size: int = 64 * MiB,
     quiet: bool = False,
     endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
 ) -> int:
     """Run the demo; return the process exit code (0 when every byte matched)."""
     server = None if endpoint_url else EmbeddedS3()
@@ -239,7 +251,9 @@ def run_demo(
             if server
             else f"S3 endpoint: {endpoint}"
         )
-        result = asyncio.run(_round_trip(endpoint, workdir, files, max_size, quiet))
+        result = asyncio.run(
+            _round_trip(endpoint, workdir, files, max_size, quiet, (access_key, secret_key))
+        )
     finally:
         if server is not None:
             server.stop()

@@ -376,7 +376,14 @@ def demo_command(opts: Options, files: int, max_size: int, quiet: bool) -> None:
     from ._demo import run_demo
 
     sys.exit(
-        run_demo(files=files, max_size=max_size * MiB, quiet=quiet, endpoint_url=opts.endpoint_url)
+        run_demo(
+            files=files,
+            max_size=max_size * MiB,
+            quiet=quiet,
+            endpoint_url=opts.endpoint_url,
+            access_key=opts.access_key,
+            secret_key=opts.secret_key,
+        )
     )
 
 

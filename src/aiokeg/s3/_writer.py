@@ -9,7 +9,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import ObjectExistsError, StorageError, TransferError
+from .._errors import ObjectExistsError, ObjectNotFoundError, StorageError, TransferError
 from .._files import AsyncWriter
 from .._validate import TransferSettings
 from ._client import S3Context, content_md5, md5_of
@@ -244,6 +244,16 @@ class AsyncS3Writer(AsyncWriter):
     async def _complete(self) -> None:
         parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self._etags.items())]
         params: dict[str, Any] = {"IfNoneMatch": "*"} if self._exclusive else {}
+        if self._exclusive and await self._key_exists():
+            # Some servers (Ceph RGW 16) ignore If-None-Match on Complete: check
+            # once more here, which narrows the race to this round trip.
+            raise ObjectExistsError(
+                f"{self._where} appeared while it was being written; mode 'xb' creates "
+                "only new keys (the existing object was left untouched)",
+                bucket=self._s3.bucket,
+                key=self.name,
+                operation="CompleteMultipartUpload",
+            )
         try:
             await self._s3.call(
                 "complete_multipart_upload",
@@ -262,6 +272,13 @@ class AsyncS3Writer(AsyncWriter):
                 return
             raise
         self._upload_id = None
+
+    async def _key_exists(self) -> bool:
+        try:
+            await self._s3.call("head_object", self.name, max_attempts=self._settings.max_attempts)
+        except ObjectNotFoundError:
+            return False
+        return True
 
     async def _completed_anyway(self) -> bool:
         if len(self._digests) != len(self._etags) or not self._digests:
