@@ -20,6 +20,7 @@ from .._validate import TransferSettings, check_key
 from ._client import S3Context
 from ._parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from ._reader import AsyncS3Reader, fetch_range
+from ._redact import register_secret
 from ._writer import AsyncS3Writer, _abort_upload
 
 __all__ = ["AsyncS3Storage", "IncompleteUpload"]
@@ -133,6 +134,8 @@ class AsyncS3Storage(AsyncStorage):
         self.multipart_copy_threshold = multipart_copy_threshold
         self._profile = aws_profile
         self._credentials = (aws_access_key_id, aws_secret_access_key, aws_session_token)
+        register_secret(aws_secret_access_key)
+        register_secret(aws_session_token)
         self._timeouts = (connect_timeout, read_timeout)
         self._session = session
         self._client_config = client_config
