@@ -513,3 +513,17 @@ async def test_running_out_of_part_numbers_fails_before_publishing(
         async with s3.open("many-parts", "wb") as f:
             await f.write(payload(16 * MiB))
     await assert_absent(raw_s3, bucket, "many-parts")
+
+
+async def test_lost_create_answer_leaves_no_orphaned_upload(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str, faults: FaultLayer
+) -> None:
+    # The server starts an upload, then the answer is lost: the retry starts a
+    # second one. The first must not stay behind.
+    faults.add(Fault(op="CreateMultipartUpload", reset=True))
+    data = payload(6 * MiB)
+    async with s3.open("orphan", "wb") as f:
+        await f.write(data)
+    assert len(faults.ops("CreateMultipartUpload")) == 2
+    assert await get_bytes(raw_s3, bucket, "orphan") == data
+    assert await list_uploads(raw_s3, bucket) == []

@@ -72,6 +72,7 @@ class AsyncS3Writer(AsyncWriter):
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._error: BaseException | None = None
+        self._maybe_orphans = False
 
     @property
     def upload_id(self) -> str | None:
@@ -139,12 +140,22 @@ class AsyncS3Writer(AsyncWriter):
         task.add_done_callback(self._tasks.discard)
 
     async def _create_upload(self) -> None:
-        response = await self._s3.call(
-            "create_multipart_upload",
-            self.name,
-            max_attempts=self._settings.max_attempts,
-            **self._extra,
+        attempts = 0
+
+        async def once(client: Any) -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            response: dict[str, Any] = await client.create_multipart_upload(
+                Bucket=self._s3.bucket, Key=self.name, **self._extra
+            )
+            return response
+
+        response = await self._s3.run(
+            "CreateMultipartUpload", self.name, once, max_attempts=self._settings.max_attempts
         )
+        # A repeated create may follow one whose answer was lost after the
+        # server had started an upload: that upload is ours, and orphaned.
+        self._maybe_orphans = attempts > 1
         self._upload_id = str(response["UploadId"])
         logger.debug("started multipart upload %s for %s", self._upload_id, self._where)
 
@@ -269,8 +280,10 @@ class AsyncS3Writer(AsyncWriter):
             # now carries exactly our multipart ETag, it is ours and whole.
             if not isinstance(exc, ObjectExistsError) and await self._completed_anyway():
                 self._upload_id = None
+                await self._abort_orphans(None)
                 return
             raise
+        await self._abort_orphans(self._upload_id)
         self._upload_id = None
 
     async def _key_exists(self) -> bool:
@@ -303,6 +316,33 @@ class AsyncS3Writer(AsyncWriter):
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             await _abort_upload(self._s3, self.name, upload_id, self._settings.max_attempts)
+        await self._abort_orphans(upload_id)
+
+    async def _abort_orphans(self, ours: str | None) -> None:
+        """Abort uploads of this key that a lost CreateMultipartUpload answer left behind.
+
+        Candidates are uploads of exactly this key, other than ours, with no
+        part: an orphan never gets one, while another writer's upload has
+        none only in the moment between its create and its first part.
+        """
+        if not self._maybe_orphans:
+            return
+        self._maybe_orphans = False
+        attempts = self._settings.max_attempts
+        try:
+            listing = await self._s3.call(
+                "list_multipart_uploads", None, max_attempts=attempts, Prefix=self.name
+            )
+            for upload in listing.get("Uploads", []):
+                if upload["Key"] != self.name or upload["UploadId"] in (ours, self._upload_id):
+                    continue
+                parts = await self._s3.call(
+                    "list_parts", self.name, max_attempts=attempts, UploadId=upload["UploadId"]
+                )
+                if not parts.get("Parts"):
+                    await _abort_upload(self._s3, self.name, upload["UploadId"], attempts)
+        except StorageError as exc:
+            logger.warning("%s: could not look for orphaned uploads: %s", self._where, exc)
 
     def _leak_cleanup(self) -> None:
         upload_id, self._upload_id = self._upload_id, None
