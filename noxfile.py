@@ -8,7 +8,7 @@ import tempfile
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "rgw"]
+nox.options.sessions = ["lint", "typecheck", "tests", "rgw", "bench_quick"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -26,8 +26,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session(python=PYTHON)
@@ -70,3 +70,26 @@ def rgw(session: nox.Session) -> None:
         )
     finally:
         session.run("python", "tests/rgw.py", "stop", workdir)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """aiokeg and its peers side by side on Ceph RGW and moto; writes docs/benchmarks/.
+
+    Options after ``--`` go to benchmarks/run.py (``--help`` lists them).
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_quick(session: nox.Session) -> None:
+    """A small benchmark run on moto: every client's results are verified; no time asserted."""
+    session.install("-e", ".[bench]")
+    session.run(
+        "python",
+        "benchmarks/run.py",
+        "--quick",
+        "--clients",
+        "aiokeg,obstore,boto3,aiobotocore,s3fs",
+    )

@@ -1,0 +1,533 @@
+"""One benchmark measurement in its own process: one client, one workload.
+
+    python clients.py CLIENT WORKLOAD ENDPOINT BUCKET SIZE_MIB [COUNT]
+
+Prints one JSON line: wall seconds, client CPU seconds, peak RSS growth, the
+worst event-loop stall (asyncio clients) and whether the result verified.
+The data is generated deterministically, so every client moves the same bytes
+and every result is checked by hash: a wrong result is a failure, not a number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import io
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+MiB = 1024 * 1024
+CHUNK = 8 * MiB
+CONCURRENCY = 8
+SMALL = 64 * 1024
+SMALL_CONCURRENCY = 32
+READ = 64 * 1024
+RANGE = 256 * 1024
+ACCESS = os.environ.get("BENCH_ACCESS_KEY", "bench-access")
+SECRET = os.environ.get("BENCH_SECRET_KEY", "bench-secret")
+REGION = "us-east-1"
+
+
+def data_of(size: int, seed: int = 1) -> bytes:
+    """Deterministic bytes (random.randbytes tops out below 256 MiB per call)."""
+    rng = random.Random(seed)
+    step = 16 * MiB
+    return b"".join(rng.randbytes(min(step, size - o)) for o in range(0, size, step))
+
+
+def rss(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class LagMonitor:
+    """Worst delay of a 10 ms timer: how long the event loop was blocked."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.01)
+            self.worst = max(self.worst, loop.time() - start - 0.01)
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+# -- workloads per client: each returns the sha256 of what it moved -----------------
+
+
+class Job:
+    def __init__(self, endpoint: str, bucket: str, size: int, count: int) -> None:
+        self.endpoint, self.bucket, self.size, self.count = endpoint, bucket, size, count
+        self.key = f"big-{size}"
+
+    def expected(self, workload: str) -> str:
+        if workload in ("upload", "download", "download_file", "stream"):
+            return hashlib.sha256(data_of(self.size)).hexdigest()
+        if workload == "random":
+            return hashlib.sha256(
+                b"".join(data_of(self.size)[o : o + RANGE] for o in self.offsets())
+            ).hexdigest()
+        return hashlib.sha256(b"".join(data_of(SMALL, i) for i in range(self.count))).hexdigest()
+
+    def offsets(self) -> list[int]:
+        rng = random.Random(5)
+        return [rng.randrange(0, self.size - RANGE) for _ in range(self.count)]
+
+
+async def aiokeg_run(job: Job, workload: str) -> str:
+    from aiokeg import AsyncS3Storage
+
+    async with AsyncS3Storage(
+        job.bucket,
+        REGION,
+        ACCESS,
+        SECRET,
+        endpoint_url=job.endpoint,
+        chunk_size=CHUNK,
+        max_concurrency=CONCURRENCY,
+        max_connections=64,
+    ) as s:
+        if workload == "upload":
+            data = data_of(job.size)
+            async with s.open(job.key, "wb") as f:
+                await f.write(data)
+            return hashlib.sha256(data).hexdigest()
+        if workload == "download":
+            async with s.open(job.key, "rb") as f:
+                return hashlib.sha256(await f.read()).hexdigest()
+        if workload == "download_file":
+            with tempfile.TemporaryDirectory() as d:
+                await s.get(job.key, os.path.join(d, "f"))
+                return await asyncio.to_thread(file_sha, os.path.join(d, "f"))
+        if workload == "stream":
+            h = hashlib.sha256()
+            async with s.open(job.key, "rb") as f:
+                while chunk := await f.read(READ):
+                    h.update(chunk)
+            return h.hexdigest()
+        if workload == "random":
+            out = []
+            async with s.open(job.key, "rb") as f:
+                for offset in job.offsets():
+                    await f.seek(offset)
+                    out.append(await f.read(RANGE))
+            return hashlib.sha256(b"".join(out)).hexdigest()
+        sem = asyncio.Semaphore(SMALL_CONCURRENCY)
+        if workload == "small_up":
+
+            async def up(i: int) -> bytes:
+                async with sem:
+                    d = data_of(SMALL, i)
+                    async with s.open(f"small/{i}", "wb") as f:
+                        await f.write(d)
+                    return d
+
+            return hashlib.sha256(
+                b"".join(await asyncio.gather(*(up(i) for i in range(job.count))))
+            ).hexdigest()
+
+        async def down(i: int) -> bytes:
+            async with sem, s.open(f"small/{i}", "rb") as f:
+                return await f.read()
+
+        return hashlib.sha256(
+            b"".join(await asyncio.gather(*(down(i) for i in range(job.count))))
+        ).hexdigest()
+
+
+def file_sha(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(MiB):
+            h.update(b)
+    return h.hexdigest()
+
+
+async def aiobotocore_run(
+    job: Job, workload: str, session_factory: Callable[[], Any] | None = None
+) -> str:
+    """Raw aiobotocore: the floor of what the SDK allows, written by hand."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    session = session_factory() if session_factory else get_session()
+    config = AioConfig(
+        max_pool_connections=64,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    async with session.create_client(
+        "s3",
+        region_name=REGION,
+        endpoint_url=job.endpoint,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+        config=config,
+    ) as c:
+        return await _sdk_workload(c, job, workload)
+
+
+async def _sdk_workload(c: Any, job: Job, workload: str) -> str:
+    b = job.bucket
+    sem = asyncio.Semaphore(CONCURRENCY)
+    if workload == "upload":
+        data = data_of(job.size)
+        mpu = await c.create_multipart_upload(Bucket=b, Key=job.key)
+
+        async def part(n: int, off: int) -> dict[str, Any]:
+            async with sem:
+                r = await c.upload_part(
+                    Bucket=b,
+                    Key=job.key,
+                    UploadId=mpu["UploadId"],
+                    PartNumber=n,
+                    Body=data[off : off + CHUNK],
+                )
+                return {"PartNumber": n, "ETag": r["ETag"]}
+
+        parts = await asyncio.gather(
+            *(part(i + 1, o) for i, o in enumerate(range(0, job.size, CHUNK)))
+        )
+        await c.complete_multipart_upload(
+            Bucket=b, Key=job.key, UploadId=mpu["UploadId"], MultipartUpload={"Parts": list(parts)}
+        )
+        return hashlib.sha256(data).hexdigest()
+    if workload in ("download", "download_file"):
+        buf = bytearray(job.size)
+
+        async def rng(off: int) -> None:
+            async with sem:
+                r = await c.get_object(
+                    Bucket=b, Key=job.key, Range=f"bytes={off}-{min(job.size, off + CHUNK) - 1}"
+                )
+                async with r["Body"] as body:
+                    buf[off : off + CHUNK] = await body.read()
+
+        await asyncio.gather(*(rng(o) for o in range(0, job.size, CHUNK)))
+        if workload == "download_file":
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "f")
+                await asyncio.to_thread(lambda: open(path, "wb").write(buf))
+                return await asyncio.to_thread(file_sha, path)
+        return hashlib.sha256(buf).hexdigest()
+    if workload == "stream":
+        h = hashlib.sha256()
+        r = await c.get_object(Bucket=b, Key=job.key)
+        async with r["Body"] as body:
+            while chunk := await body.read(READ):
+                h.update(chunk)
+        return h.hexdigest()
+    if workload == "random":
+        out = []
+        for off in job.offsets():
+            r = await c.get_object(Bucket=b, Key=job.key, Range=f"bytes={off}-{off + RANGE - 1}")
+            async with r["Body"] as body:
+                out.append(await body.read())
+        return hashlib.sha256(b"".join(out)).hexdigest()
+    sem = asyncio.Semaphore(SMALL_CONCURRENCY)
+    if workload == "small_up":
+
+        async def up(i: int) -> bytes:
+            async with sem:
+                d = data_of(SMALL, i)
+                await c.put_object(Bucket=b, Key=f"small/{i}", Body=d)
+                return d
+
+        return hashlib.sha256(
+            b"".join(await asyncio.gather(*(up(i) for i in range(job.count))))
+        ).hexdigest()
+
+    async def down(i: int) -> bytes:
+        async with sem:
+            r = await c.get_object(Bucket=b, Key=f"small/{i}")
+            async with r["Body"] as body:
+                return await body.read()
+
+    return hashlib.sha256(
+        b"".join(await asyncio.gather(*(down(i) for i in range(job.count))))
+    ).hexdigest()
+
+
+async def aioboto3_run(job: Job, workload: str) -> str:
+    import aioboto3
+    from boto3.s3.transfer import TransferConfig
+
+    session = aioboto3.Session()
+    cfg = TransferConfig(multipart_chunksize=CHUNK, max_concurrency=CONCURRENCY)
+    async with session.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url=job.endpoint,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+    ) as c:
+        if workload == "upload":
+            data = data_of(job.size)
+            await c.upload_fileobj(io.BytesIO(data), job.bucket, job.key, Config=cfg)
+            return hashlib.sha256(data).hexdigest()
+        if workload == "download":
+            out = io.BytesIO()
+            await c.download_fileobj(job.bucket, job.key, out, Config=cfg)
+            return hashlib.sha256(out.getvalue()).hexdigest()
+        if workload == "download_file":
+            with tempfile.TemporaryDirectory() as d:
+                await c.download_file(job.bucket, job.key, os.path.join(d, "f"), Config=cfg)
+                return await asyncio.to_thread(file_sha, os.path.join(d, "f"))
+        return await _sdk_workload(c, job, workload)
+
+
+async def s3fs_run(job: Job, workload: str) -> str:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key=ACCESS,
+        secret=SECRET,
+        asynchronous=True,
+        client_kwargs={"endpoint_url": job.endpoint, "region_name": REGION},
+        max_concurrency=CONCURRENCY,
+    )
+    session = await fs.set_session()
+    path = f"{job.bucket}/{job.key}"
+    try:
+        if workload == "upload":
+            data = data_of(job.size)
+            await fs._pipe_file(path, data, chunksize=CHUNK)
+            return hashlib.sha256(data).hexdigest()
+        if workload == "download":
+            return hashlib.sha256(await fs._cat_file(path)).hexdigest()
+        if workload == "download_file":
+            with tempfile.TemporaryDirectory() as d:
+                await fs._get_file(path, os.path.join(d, "f"))
+                return await asyncio.to_thread(file_sha, os.path.join(d, "f"))
+        if workload == "stream":
+            h = hashlib.sha256()
+            f = await fs.open_async(path, "rb")
+            while chunk := await f.read(READ):
+                h.update(chunk)
+            await f.close()
+            return h.hexdigest()
+        if workload == "random":
+            out = [await fs._cat_file(path, start=o, end=o + RANGE) for o in job.offsets()]
+            return hashlib.sha256(b"".join(out)).hexdigest()
+        sem = asyncio.Semaphore(SMALL_CONCURRENCY)
+        if workload == "small_up":
+
+            async def up(i: int) -> bytes:
+                async with sem:
+                    d = data_of(SMALL, i)
+                    await fs._pipe_file(f"{job.bucket}/small/{i}", d)
+                    return d
+
+            return hashlib.sha256(
+                b"".join(await asyncio.gather(*(up(i) for i in range(job.count))))
+            ).hexdigest()
+
+        async def down(i: int) -> bytes:
+            async with sem:
+                return await fs._cat_file(f"{job.bucket}/small/{i}")
+
+        return hashlib.sha256(
+            b"".join(await asyncio.gather(*(down(i) for i in range(job.count))))
+        ).hexdigest()
+    finally:
+        await session.close()
+
+
+async def obstore_run(job: Job, workload: str) -> str:
+    import obstore
+    from obstore.store import S3Store
+
+    store = S3Store(
+        job.bucket,
+        endpoint=job.endpoint,
+        access_key_id=ACCESS,
+        secret_access_key=SECRET,
+        region=REGION,
+        client_options={"allow_http": True},
+    )
+    if workload == "upload":
+        data = data_of(job.size)
+        await obstore.put_async(store, job.key, data, chunk_size=CHUNK, max_concurrency=CONCURRENCY)
+        return hashlib.sha256(data).hexdigest()
+    if workload in ("download", "download_file"):
+        result = await obstore.get_async(store, job.key)
+        if workload == "download":
+            return hashlib.sha256(bytes(await result.bytes_async())).hexdigest()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "f")
+            with open(path, "wb") as f:
+                async for chunk in result.stream(min_chunk_size=CHUNK):
+                    await asyncio.to_thread(f.write, chunk)
+            return await asyncio.to_thread(file_sha, path)
+    if workload == "stream":
+        h = hashlib.sha256()
+        reader = await obstore.open_reader_async(store, job.key, buffer_size=CHUNK)
+        while chunk := bytes(await reader.read(READ)):
+            h.update(chunk)
+        return h.hexdigest()
+    if workload == "random":
+        out = [
+            bytes(await obstore.get_range_async(store, job.key, start=o, end=o + RANGE))
+            for o in job.offsets()
+        ]
+        return hashlib.sha256(b"".join(out)).hexdigest()
+    sem = asyncio.Semaphore(SMALL_CONCURRENCY)
+    if workload == "small_up":
+
+        async def up(i: int) -> bytes:
+            async with sem:
+                d = data_of(SMALL, i)
+                await obstore.put_async(store, f"small/{i}", d)
+                return d
+
+        return hashlib.sha256(
+            b"".join(await asyncio.gather(*(up(i) for i in range(job.count))))
+        ).hexdigest()
+
+    async def down(i: int) -> bytes:
+        async with sem:
+            return bytes(await (await obstore.get_async(store, f"small/{i}")).bytes_async())
+
+    return hashlib.sha256(
+        b"".join(await asyncio.gather(*(down(i) for i in range(job.count))))
+    ).hexdigest()
+
+
+def boto3_run(job: Job, workload: str) -> str:
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+
+    c = boto3.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url=job.endpoint,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+        config=Config(
+            max_pool_connections=64,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+    cfg = TransferConfig(
+        multipart_chunksize=CHUNK, multipart_threshold=CHUNK, max_concurrency=CONCURRENCY
+    )
+    b = job.bucket
+    if workload == "upload":
+        data = data_of(job.size)
+        c.upload_fileobj(io.BytesIO(data), b, job.key, Config=cfg)
+        return hashlib.sha256(data).hexdigest()
+    if workload == "download":
+        out = io.BytesIO()
+        c.download_fileobj(b, job.key, out, Config=cfg)
+        return hashlib.sha256(out.getvalue()).hexdigest()
+    if workload == "download_file":
+        with tempfile.TemporaryDirectory() as d:
+            c.download_file(b, job.key, os.path.join(d, "f"), Config=cfg)
+            return file_sha(os.path.join(d, "f"))
+    if workload == "stream":
+        h = hashlib.sha256()
+        body = c.get_object(Bucket=b, Key=job.key)["Body"]
+        while chunk := body.read(READ):
+            h.update(chunk)
+        return h.hexdigest()
+    if workload == "random":
+        out = [
+            c.get_object(Bucket=b, Key=job.key, Range=f"bytes={o}-{o + RANGE - 1}")["Body"].read()
+            for o in job.offsets()
+        ]
+        return hashlib.sha256(b"".join(out)).hexdigest()
+    with concurrent.futures.ThreadPoolExecutor(SMALL_CONCURRENCY) as pool:
+        if workload == "small_up":
+
+            def up(i: int) -> bytes:
+                d = data_of(SMALL, i)
+                c.put_object(Bucket=b, Key=f"small/{i}", Body=d)
+                return d
+
+            return hashlib.sha256(b"".join(pool.map(up, range(job.count)))).hexdigest()
+        return hashlib.sha256(
+            b"".join(
+                pool.map(
+                    lambda i: c.get_object(Bucket=b, Key=f"small/{i}")["Body"].read(),
+                    range(job.count),
+                )
+            )
+        ).hexdigest()
+
+
+ASYNC_CLIENTS: dict[str, Callable[[Job, str], Awaitable[str]]] = {
+    "aiokeg": aiokeg_run,
+    "aiobotocore": aiobotocore_run,
+    "aioboto3": aioboto3_run,
+    "s3fs": s3fs_run,
+    "obstore": obstore_run,
+}
+
+
+def main() -> None:
+    client, workload, endpoint, bucket = sys.argv[1:5]
+    size = int(sys.argv[5]) * MiB
+    count = int(sys.argv[6]) if len(sys.argv) > 6 else 100
+    job = Job(endpoint, bucket, size, count)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    baseline = rss("VmRSS")
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    lag = LagMonitor()
+    start = time.perf_counter()
+    if client == "boto3":
+        digest = boto3_run(job, workload)
+    else:
+
+        async def go() -> str:
+            lag.start()
+            try:
+                return await ASYNC_CLIENTS[client](job, workload)
+            finally:
+                await lag.stop()
+
+        digest = asyncio.run(go())
+    wall = time.perf_counter() - start
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    print(
+        json.dumps(
+            {
+                "client": client,
+                "workload": workload,
+                "wall": wall,
+                "cpu": cpu,
+                "rss_mib": (rss("VmHWM") - baseline) / MiB,
+                "lag_ms": lag.worst * 1000,
+                "ok": digest == job.expected(workload),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
