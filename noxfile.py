@@ -8,7 +8,7 @@ import tempfile
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "rgw", "bench_quick"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs", "rgw", "bench_quick"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -92,4 +92,13 @@ def bench_quick(session: nox.Session) -> None:
         "--quick",
         "--clients",
         "aiokeg,obstore,boto3,aiobotocore,s3fs",
+    )
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs-material + mkdocstrings), warnings as errors."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
     )

@@ -222,8 +222,7 @@ async def _sdk_workload(c: Any, job: Job, workload: str) -> str:
                 r = await c.get_object(
                     Bucket=b, Key=job.key, Range=f"bytes={off}-{min(job.size, off + CHUNK) - 1}"
                 )
-                async with r["Body"] as body:
-                    buf[off : off + CHUNK] = await body.read()
+                buf[off : off + CHUNK] = await _read_all(r["Body"])
 
         await asyncio.gather(*(rng(o) for o in range(0, job.size, CHUNK)))
         if workload == "download_file":
@@ -235,16 +234,16 @@ async def _sdk_workload(c: Any, job: Job, workload: str) -> str:
     if workload == "stream":
         h = hashlib.sha256()
         r = await c.get_object(Bucket=b, Key=job.key)
-        async with r["Body"] as body:
-            while chunk := await body.read(READ):
-                h.update(chunk)
+        body = r["Body"]
+        while chunk := await body.read(READ):
+            h.update(chunk)
+        body.close()
         return h.hexdigest()
     if workload == "random":
         out = []
         for off in job.offsets():
             r = await c.get_object(Bucket=b, Key=job.key, Range=f"bytes={off}-{off + RANGE - 1}")
-            async with r["Body"] as body:
-                out.append(await body.read())
+            out.append(await _read_all(r["Body"]))
         return hashlib.sha256(b"".join(out)).hexdigest()
     sem = asyncio.Semaphore(SMALL_CONCURRENCY)
     if workload == "small_up":
@@ -262,12 +261,20 @@ async def _sdk_workload(c: Any, job: Job, workload: str) -> str:
     async def down(i: int) -> bytes:
         async with sem:
             r = await c.get_object(Bucket=b, Key=f"small/{i}")
-            async with r["Body"] as body:
-                return await body.read()
+            return await _read_all(r["Body"])
 
     return hashlib.sha256(
         b"".join(await asyncio.gather(*(down(i) for i in range(job.count))))
     ).hexdigest()
+
+
+async def _read_all(body: Any) -> bytes:
+    # aiobotocore 2.x (aioboto3's pin) and 3.x differ in `async with body`.
+    try:
+        data: bytes = await body.read()
+    finally:
+        body.close()
+    return data
 
 
 async def aioboto3_run(job: Job, workload: str) -> str:
