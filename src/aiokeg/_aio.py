@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["OpenFile", "call_progress", "read_from", "run_shielded", "write_to"]
+__all__ = ["OpenFile", "call_progress", "gather_all", "read_from", "run_shielded", "write_to"]
 
 T = TypeVar("T")
 
@@ -77,6 +77,21 @@ class OpenFile(Generic[F]):
     ) -> bool | None:
         assert self._file is not None
         return await self._file.__aexit__(exc_type, exc, tb)
+
+
+async def gather_all(aws: Iterable[Awaitable[Any]]) -> None:
+    """Run awaitables as tasks owned here; if one fails, cancel the others and wait for them.
+
+    Like ``asyncio.TaskGroup`` (which needs Python 3.11): no task outlives the call.
+    """
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def call_progress(callback: Callable[[T], Awaitable[None] | None] | None, value: T) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, overload
 
-from ._aio import OpenFile, call_progress, read_from, run_shielded, write_to
+from ._aio import OpenFile, call_progress, gather_all, read_from, run_shielded, write_to
 from ._errors import ObjectNotFoundError, StorageClosedError, StorageError, TransferError
 from ._files import AsyncReader, AsyncWriter
 from ._localfs import AtomicLocalFile
@@ -298,7 +298,7 @@ class AsyncStorage(abc.ABC):
                 except StorageError as exc:
                     failures[key] = exc
 
-        await _gather_all(one(k) for k in keys)
+        await gather_all(one(k) for k in keys)
         return failures
 
     async def copy(self, path: str, new_path: str) -> None:
@@ -456,15 +456,3 @@ class AsyncStorage(abc.ABC):
 def reader_chunk(settings: TransferSettings) -> int:
     """Chunk size used when copying a reader to a file: one range, capped at 8 MiB."""
     return min(settings.chunk_size, 8 * 1024 * 1024)
-
-
-async def _gather_all(coros: Iterable[Any]) -> None:
-    """Run coroutines concurrently; if one raises, cancel the rest and wait for them."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

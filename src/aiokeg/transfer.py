@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from ._aio import call_progress
+from ._aio import call_progress, gather_all
 from ._base import AsyncStorage
 from ._errors import StorageError
 from ._types import ListEntry
@@ -193,14 +193,7 @@ async def copy_many(
             totals["files"] += 1
             await report(source)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(parallel, len(jobs)) or 1)]
-    try:
-        await asyncio.gather(*workers)
-    except BaseException:
-        for w in workers:
-            w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        raise
+    await gather_all(worker() for _ in range(min(parallel, len(jobs)) or 1))
     final = [r for r in results if r is not None]
     return TransferReport(final, seconds=time.monotonic() - started)
 

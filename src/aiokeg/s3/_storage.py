@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from .._aio import call_progress, run_shielded
+from .._aio import call_progress, gather_all, run_shielded
 from .._base import AsyncStorage
 from .._errors import StorageError
 from .._files import AsyncReader, AsyncWriter
@@ -491,17 +491,8 @@ class AsyncS3Storage(AsyncStorage):
 
         async with AtomicLocalFile(dest) as out:
             await out.truncate(size)
-            workers = [
-                asyncio.ensure_future(worker(out))
-                for _ in range(min(settings.max_concurrency, max(1, math.ceil(size / step))))
-            ]
-            try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise
+            workers = min(settings.max_concurrency, max(1, math.ceil(size / step)))
+            await gather_all(worker(out) for _ in range(workers))
             if done != size:
                 raise StorageError(
                     f"downloaded {done} of {size} bytes of s3://{self.bucket}/{key}",
