@@ -86,9 +86,8 @@ class Job:
         if workload in ("upload", "download", "download_file", "stream"):
             return hashlib.sha256(data_of(self.size)).hexdigest()
         if workload == "random":
-            return hashlib.sha256(
-                b"".join(data_of(self.size)[o : o + RANGE] for o in self.offsets())
-            ).hexdigest()
+            data = data_of(self.size)
+            return hashlib.sha256(b"".join(data[o : o + RANGE] for o in self.offsets())).hexdigest()
         return hashlib.sha256(b"".join(data_of(SMALL, i) for i in range(self.count))).hexdigest()
 
     def offsets(self) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 from collections import deque
 from datetime import datetime
 from typing import Any
@@ -144,7 +145,10 @@ class AsyncS3Reader(AsyncReader):
             self._next = offset
             if not sequential:
                 self._window = INITIAL_WINDOW
-        pieces: list[memoryview] = []
+        # Segments are copied out as they are consumed and then released, so a
+        # large read holds its result plus the window, never every segment at once.
+        out: io.BytesIO | None = None
+        first: memoryview | None = None
         pos = offset
         while pos < end:
             # A sequential reader reads ahead by the window; a random read fetches
@@ -159,7 +163,13 @@ class AsyncS3Reader(AsyncReader):
                 await self._drop_all()
                 raise
             lo, hi = pos - segment.start, min(segment.end, end) - segment.start
-            pieces.append(memoryview(data)[lo:hi])
+            piece = memoryview(data)[lo:hi]
+            if out is None and pos == offset and pos + len(piece) >= end:
+                first = piece  # the whole read comes from one segment
+            else:
+                if out is None:
+                    out = io.BytesIO()
+                out.write(piece)
             pos += hi - lo
             if pos >= segment.end:
                 self._segments.popleft()
@@ -168,7 +178,11 @@ class AsyncS3Reader(AsyncReader):
         self._last_end = end
         if sequential:
             self._prefetch(end, end + self._window, end)
-        return pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
+        # BytesIO hands over its buffer without a copy; one piece is copied once.
+        if out is not None:
+            return out.getvalue()
+        assert first is not None
+        return first.tobytes()
 
     def _prefetch(self, pos: int, ahead: int, end: int) -> None:
         """Start GETs until ``[pos, max(ahead, end))`` is covered or the bound is hit."""
