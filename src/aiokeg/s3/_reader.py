@@ -153,7 +153,9 @@ class AsyncS3Reader(AsyncReader):
         while pos < end:
             # A sequential reader reads ahead by the window; a random read fetches
             # what it asked for, at least INITIAL_WINDOW, and nothing after it.
-            self._prefetch(pos, pos + self._window if sequential else offset + INITIAL_WINDOW, end)
+            self._prefetch(
+                pos, pos + self._window if sequential else offset + INITIAL_WINDOW, end, sequential
+            )
             segment = self._segments[0]
             try:
                 # Shielded: cancelling this read must not cancel a prefetch the
@@ -177,20 +179,26 @@ class AsyncS3Reader(AsyncReader):
                     self._window = min(self._window * 2, self._max_window)
         self._last_end = end
         if sequential:
-            self._prefetch(end, end + self._window, end)
+            self._prefetch(end, end + self._window, end, True)
         # BytesIO hands over its buffer without a copy; one piece is copied once.
         if out is not None:
             return out.getvalue()
         assert first is not None
         return first.tobytes()
 
-    def _prefetch(self, pos: int, ahead: int, end: int) -> None:
-        """Start GETs until ``[pos, max(ahead, end))`` is covered or the bound is hit."""
+    def _prefetch(self, pos: int, ahead: int, end: int, sequential: bool) -> None:
+        """Start GETs until ``[pos, max(ahead, end))`` is covered or the bound is hit.
+
+        Sequential reading splits the window in two so that one range arrives
+        while the next is in flight; a random read takes what it needs in one
+        GET (up to ``chunk_size``), since each request has a fixed cost.
+        """
         size, chunk = self.size, self._settings.chunk_size
         target = min(max(ahead, end), size)
         if size <= chunk:
             target = size  # small objects: one GET for the whole object
-        piece = min(chunk, max(INITIAL_WINDOW, (target - pos) // 2))
+        wanted = (target - pos) // 2 if sequential else target - pos
+        piece = min(chunk, max(INITIAL_WINDOW, wanted))
         while self._next < target and len(self._segments) < self._settings.max_concurrency:
             start = self._next
             stop = size if size <= chunk else min(size, start + piece)
