@@ -97,3 +97,22 @@ async def test_a_thousand_files_stay_within_the_budget(tmp_path: Path) -> None:
     print(f"1,000 files: peak RSS growth {float(growth_mib):.1f} MiB, budget {budget_mib} MiB")
     assert int(files) == 1000
     assert float(growth_mib) < float(budget_mib) + 64
+
+
+async def test_s3_to_s3_on_the_same_service_copies_server_side(
+    make_s3: Any, raw_s3: Any, bucket: str, faults: Any
+) -> None:
+    await raw_s3.create_bucket(Bucket=f"{bucket}-dst")
+    src = make_s3()
+    dst = make_s3(bucket=f"{bucket}-dst", multipart_copy_threshold=6 * MiB)
+    files = {"a": payload(1000), "big": payload(13 * MiB)}
+    await fill(src, files)
+    faults.reset()
+    report = await sync(src, dst, dst_prefix="copy/")
+    assert len(report.copied) == 2
+    assert report.bytes_copied == sum(map(len, files.values()))
+    assert faults.ops("GetObject") == []  # nothing passed through the client
+    assert len(faults.ops("CopyObject")) == 1
+    assert len(faults.ops("UploadPartCopy")) >= 2
+    async with dst.open("copy/big", "rb") as f:
+        assert await f.read() == files["big"]

@@ -233,7 +233,7 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 def run_demo(
     *,
-    files: int = 120,
+    files: int = 200,
     max_size: int = 64 * MiB,
     quiet: bool = False,
     endpoint_url: str | None = None,

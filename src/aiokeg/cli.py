@@ -367,7 +367,7 @@ def abort_uploads_command(opts: Options, location: str, older_than: int) -> None
 
 
 @main.command("demo")
-@click.option("--files", default=120, show_default=True, help="How many files to generate.")
+@click.option("--files", default=200, show_default=True, help="How many files to generate.")
 @click.option("--max-size", default=64, show_default=True, help="Largest file, in MiB.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.pass_obj

@@ -27,6 +27,7 @@ from ._base import AsyncStorage
 from ._errors import StorageError
 from ._types import ListEntry
 from ._validate import MIN_CHUNK_SIZE
+from .s3 import AsyncS3Storage
 
 __all__ = ["FileResult", "TransferEvent", "TransferReport", "copy_many", "sync"]
 
@@ -156,6 +157,17 @@ async def copy_many(
             await call_progress(on_progress, event)
 
     async def one(source: str, dest: str) -> int:
+        if src is dst:
+            await dst.copy(source, dest)
+            size = (await dst.stat(dest)).size
+            totals["bytes"] += size
+            return size
+        if isinstance(dst, AsyncS3Storage) and dst.same_service(src):
+            # Same S3 service, same credentials: the server copies, nothing
+            # passes through this process.
+            size = await dst.copy_from_bucket(src.bucket, source, dest)
+            totals["bytes"] += size
+            return size
         copied = 0
         async with (
             src.open(

@@ -106,6 +106,7 @@ class S3Context:
         max_attempts: int,
         exclusive: bool = False,
         check: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        bucket: str | None = None,
         **params: Any,
     ) -> dict[str, Any]:
         """Call ``client.<method>(Bucket=..., Key=key, **params)`` with retries.
@@ -119,7 +120,9 @@ class S3Context:
             params["Key"] = key
 
         async def once(client: Any) -> dict[str, Any]:
-            response: dict[str, Any] = await getattr(client, method)(Bucket=self.bucket, **params)
+            response: dict[str, Any] = await getattr(client, method)(
+                Bucket=bucket or self.bucket, **params
+            )
             if check is not None:
                 await check(response)
             return response

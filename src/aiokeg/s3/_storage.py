@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from .._aio import call_progress, gather_all, run_shielded
 from .._base import AsyncStorage
@@ -301,9 +301,38 @@ class AsyncS3Storage(AsyncStorage):
         return failures
 
     async def _copy(self, key: str, new_key: str) -> None:
-        head = await self._s3.call("head_object", key, max_attempts=self.settings.max_attempts)
+        await self.copy_from_bucket(self.bucket, key, new_key)
+
+    def same_service(self, other: object) -> TypeGuard[AsyncS3Storage]:
+        """True if ``other`` reaches the same S3 service with the same credentials.
+
+        Then objects can be copied between the two buckets server-side.
+        """
+        return (
+            isinstance(other, AsyncS3Storage)
+            and other.endpoint_url == self.endpoint_url
+            and other.region == self.region
+            and other._profile == self._profile
+            and other._credentials == self._credentials
+        )
+
+    async def copy_from_bucket(self, bucket: str, key: str, new_key: str) -> int:
+        """Copy ``bucket/key`` into this storage as ``new_key``, server-side; return its size.
+
+        Objects above ``multipart_copy_threshold`` use concurrent ``UploadPartCopy``.
+        Every request is pinned to the source version seen first (``If-Match``).
+
+        Raises:
+            ObjectNotFoundError: the source does not exist.
+        """
+        self._check_open()
+        check_key(key)
+        check_key(new_key, what="new_key")
+        head = await self._s3.call(
+            "head_object", key, max_attempts=self.settings.max_attempts, bucket=bucket
+        )
         size, etag = int(head["ContentLength"]), str(head["ETag"])
-        source = {"Bucket": self.bucket, "Key": key}
+        source = {"Bucket": bucket, "Key": key}
         if size <= self.multipart_copy_threshold:
             await self._s3.call(
                 "copy_object",
@@ -312,11 +341,12 @@ class AsyncS3Storage(AsyncStorage):
                 CopySource=source,
                 CopySourceIfMatch=etag,
             )
-            return
-        await self._multipart_copy(key, new_key, head, size, etag)
+        else:
+            await self._multipart_copy(source, new_key, head, size, etag)
+        return size
 
     async def _multipart_copy(
-        self, key: str, new_key: str, head: dict[str, Any], size: int, etag: str
+        self, source: dict[str, str], new_key: str, head: dict[str, Any], size: int, etag: str
     ) -> None:
         settings = self.settings
         part_size = max(settings.chunk_size, math.ceil(size / MAX_PARTS))
@@ -340,7 +370,7 @@ class AsyncS3Storage(AsyncStorage):
                     max_attempts=settings.max_attempts,
                     UploadId=upload_id,
                     PartNumber=number,
-                    CopySource={"Bucket": self.bucket, "Key": key},
+                    CopySource=source,
                     CopySourceRange=f"bytes={start}-{stop}",
                     CopySourceIfMatch=etag,
                 )
