@@ -128,6 +128,8 @@ async def aiokeg_run(job: Job, workload: str) -> Any:
         chunk_size=CHUNK,
         max_concurrency=CONCURRENCY,
         max_connections=64,
+        # BENCH_VERIFY_MD5=0 measures what the part-ETag check costs.
+        verify_md5=os.environ.get("BENCH_VERIFY_MD5", "1") == "1",
     ) as s:
         if workload == "upload":
             data = job.data
