@@ -96,7 +96,8 @@ def start_server(kind: str, workdir: str) -> tuple[str, str, str, Any]:
     import rgw
 
     rgw.install()
-    endpoint, access, secret = rgw.start(workdir)
+    # 12 GiB of RAM-backed store: repeated 256 MiB-1 GiB uploads outpace garbage collection.
+    endpoint, access, secret = rgw.start(workdir, memstore_gib=12)
     return endpoint, access, secret, lambda: rgw.stop(workdir)
 
 

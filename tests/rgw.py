@@ -64,7 +64,10 @@ paxos min wait = 0.01
 ms mon client mode = secure crc
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port} tcp_nodelay=1
 rgw data = {dir}/rgw
-rgw gc obj min wait = 30
+# Free overwritten and aborted data quickly: the OSD keeps it in RAM (memstore).
+rgw gc obj min wait = 2
+rgw gc processor period = 5
+rgw gc processor max time = 5
 """
 
 
