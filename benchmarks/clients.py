@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 MiB = 1024 * 1024
-CHUNK = 8 * MiB
-CONCURRENCY = 8
+# Every client uses the same part/range size and concurrency (the sweep varies them).
+CHUNK = int(os.environ.get("BENCH_CHUNK_MIB", "8")) * MiB
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 SMALL = 64 * 1024
 SMALL_CONCURRENCY = 32
 READ = 64 * 1024
