@@ -13,6 +13,7 @@ from botocore.handlers import add_expect_header
 
 from .._errors import StorageClosedError, StorageError
 from ._errors import translate
+from ._http import DataPath
 from ._retry import RetryPolicy, logger
 
 __all__ = ["S3Context", "md5_of"]
@@ -57,6 +58,7 @@ class S3Context:
         bucket: str,
         client_factory: Callable[[], Awaitable[Any]],
         *,
+        data_factory: Callable[[Any], Awaitable[DataPath | None]] | None = None,
         base_delay: float,
         max_delay: float,
         verify_md5: bool,
@@ -67,6 +69,8 @@ class S3Context:
         self.max_delay = max_delay
         self._factory = client_factory
         self._client: Any = None
+        self._data_factory = data_factory
+        self._data: DataPath | None = None
         self._lock = asyncio.Lock()
         self._stack = AsyncExitStack()
         self._background: set[asyncio.Task[Any]] = set()
@@ -95,8 +99,23 @@ class S3Context:
                     # for the 100 with no timeout: a server that stalls there
                     # would hang the upload forever. Send bodies directly.
                     client.meta.events.unregister("before-call.s3", add_expect_header)
+                    if self._data_factory is not None:
+                        data = await self._data_factory(client)
+                        if data is not None:
+                            self._stack.push_async_callback(data.close)
+                            self._data = data
                     self._client = client
         return self._client
+
+    async def data_client(self) -> Any:
+        """What sends the requests that move data: the data path, or else the client."""
+        client = await self.client()
+        return self._data or client
+
+    async def can_put(self, params: dict[str, Any]) -> bool:
+        """True if the data path can send a PutObject with these extra parameters."""
+        await self.client()
+        return self._data is not None and self._data.put_headers(params) is not None
 
     async def call(
         self,
@@ -107,6 +126,7 @@ class S3Context:
         exclusive: bool = False,
         check: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
         bucket: str | None = None,
+        data: bool = False,
         **params: Any,
     ) -> dict[str, Any]:
         """Call ``client.<method>(Bucket=..., Key=key, **params)`` with retries.
@@ -114,7 +134,8 @@ class S3Context:
         ``check`` may inspect a successful response and raise
         ``IntegrityError`` to have the request repeated. Failures come out
         translated (``ObjectNotFoundError``, ``TransferError``...), chained
-        to the botocore/aiohttp original.
+        to the botocore/aiohttp original. ``data`` sends it on the data path
+        (``head_object``, ``get_object``, ``put_object``, ``upload_part``).
         """
         if key is not None:
             params["Key"] = key
@@ -128,7 +149,12 @@ class S3Context:
             return response
 
         return await self.run(
-            _api_name(method), key, once, max_attempts=max_attempts, exclusive=exclusive
+            _api_name(method),
+            key,
+            once,
+            max_attempts=max_attempts,
+            exclusive=exclusive,
+            data=data and (bucket is None or bucket == self.bucket),
         )
 
     async def run(
@@ -139,9 +165,14 @@ class S3Context:
         *,
         max_attempts: int,
         exclusive: bool = False,
+        data: bool = False,
     ) -> T:
-        """Run ``attempt(client)`` with retries; translate the final failure."""
-        client = await self.client()
+        """Run ``attempt(client)`` with retries; translate the final failure.
+
+        ``client`` is the aiobotocore client, or with ``data`` the data path
+        when there is one (it takes the same calls for the four requests it sends).
+        """
+        client = await (self.data_client() if data else self.client())
         attempts = 0
 
         async def once(n: int) -> T:
@@ -183,4 +214,5 @@ class S3Context:
         self.closed = True
         await self._stack.aclose()
         self._client = None
+        self._data = None
         logger.debug("closed S3 client for bucket %r", self.bucket)

@@ -67,7 +67,7 @@ async def fetch_range(
         return buffer
 
     try:
-        return await s3.run("GetObject", key, attempt, max_attempts=max_attempts)
+        return await s3.run("GetObject", key, attempt, max_attempts=max_attempts, data=True)
     finally:
         view.release()
 

@@ -18,9 +18,11 @@ from .._localfs import AtomicLocalFile
 from .._types import ListEntry, ObjectInfo, ProgressCallback, ShareLinkOperation
 from .._validate import TransferSettings, check_key
 from ._client import S3Context
+from ._http import Credentials, CredentialSource, DataPath, data_path_for
 from ._parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from ._reader import AsyncS3Reader, fetch_range
 from ._redact import register_secret
+from ._retry import logger
 from ._writer import AsyncS3Writer, _abort_upload
 
 __all__ = ["AsyncS3Storage", "IncompleteUpload"]
@@ -142,6 +144,7 @@ class AsyncS3Storage(AsyncStorage):
         self._s3 = S3Context(
             bucket,
             self._create_client,
+            data_factory=self._create_data_path,
             base_delay=retry_base_delay,
             max_delay=retry_max_delay,
             verify_md5=verify_md5,
@@ -166,6 +169,7 @@ class AsyncS3Storage(AsyncStorage):
         from aiobotocore.session import AioSession
 
         session = self._session or AioSession(profile=self._profile)
+        self._session = session
         # botocore reads its JSON models and ~/.aws/config from disk: do that in
         # a worker thread, not on the event loop.
         await asyncio.to_thread(_warm_up, session)
@@ -196,12 +200,47 @@ class AsyncS3Storage(AsyncStorage):
             config=config,
         )
 
+    async def _create_data_path(self, client: Any) -> DataPath | None:
+        """The data path for this bucket, or None to send everything through ``client``."""
+        key_id, secret, token = self._credentials
+        source: CredentialSource
+        if key_id and secret:
+            fixed: Credentials = (key_id, secret, token)
+
+            async def source() -> Credentials:
+                return fixed
+
+        else:
+            chain = await self._session.get_credentials()
+            if chain is None:
+                return None
+
+            async def source() -> Credentials:
+                frozen = await chain.get_frozen_credentials()
+                return frozen.access_key, frozen.secret_key, frozen.token
+
+        connect_timeout, read_timeout = self._timeouts
+        try:
+            return await data_path_for(
+                client,
+                self.bucket,
+                source,
+                max_connections=self.max_connections,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+        except Exception as exc:  # the client then sends everything, and reports
+            logger.debug("no data path for bucket %r: %s", self.bucket, exc)
+            return None
+
     async def _aclose(self) -> None:
         await self._s3.aclose()
 
     # -- files ------------------------------------------------------------------
     async def _open_reader(self, key: str, settings: TransferSettings) -> AsyncReader:
-        head = await self._s3.call("head_object", key, max_attempts=settings.max_attempts)
+        head = await self._s3.call(
+            "head_object", key, max_attempts=settings.max_attempts, data=True
+        )
         return AsyncS3Reader(
             self._s3,
             key,
@@ -265,7 +304,9 @@ class AsyncS3Storage(AsyncStorage):
 
     # -- single objects -------------------------------------------------------------
     async def _stat(self, key: str) -> ObjectInfo:
-        head = await self._s3.call("head_object", key, max_attempts=self.settings.max_attempts)
+        head = await self._s3.call(
+            "head_object", key, max_attempts=self.settings.max_attempts, data=True
+        )
         return _info(key, head)
 
     async def _delete(self, key: str) -> None:

@@ -178,7 +178,7 @@ class AsyncS3Writer(AsyncWriter):
                 return response
 
             response = await self._s3.run(
-                "UploadPart", self.name, once, max_attempts=self._settings.max_attempts
+                "UploadPart", self.name, once, max_attempts=self._settings.max_attempts, data=True
             )
             self._etags[part_number] = str(response["ETag"])
             if digest is not None:
@@ -237,6 +237,7 @@ class AsyncS3Writer(AsyncWriter):
                 once,
                 max_attempts=self._settings.max_attempts,
                 exclusive=self._exclusive,
+                data=await self._s3.can_put(self._extra),
             )
         except TransferError:
             if "IfMatch" in params:
