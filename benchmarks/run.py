@@ -202,6 +202,7 @@ def summarize(rows: list[dict[str, Any]], size: int, count: int) -> list[dict[st
                 ("cpu", [r["cpu"] for r in good]),
                 ("rss_mib", [r["rss_mib"] for r in good]),
                 ("lag_ms", [r["lag_ms"] for r in good]),
+                ("setup_cpu", [r.get("setup_cpu", 0.0) for r in good]),
             ):
                 entry[name] = statistics.median(values)
                 entry[name + "_min"], entry[name + "_max"] = min(values), max(values)
@@ -211,6 +212,43 @@ def summarize(rows: list[dict[str, Any]], size: int, count: int) -> list[dict[st
     return table
 
 
+def per_request(t: dict[str, Any], meta: dict[str, Any]) -> str:
+    """Client CPU per request of the many-request workloads, in ms."""
+    if t["workload"] not in ("random", "small_up", "small_down"):
+        return "–"
+    return f"{t['cpu'] * 1000 / meta['count']:.2f}"
+
+
+def versus(table: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
+    """aiokeg against the best peer of each workload: the targets of the benchmark."""
+    lines = [
+        "| server | latency | workload | aiokeg MiB/s | best peer MiB/s | ratio "
+        "| aiokeg CPU ms/request | obstore CPU ms/request | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(t["server"], t["latency_ms"], t["workload"]) for t in table})
+    for server, latency, workload in keys:
+        rows = {
+            t["client"]: t
+            for t in table
+            if (t["server"], t["latency_ms"], t["workload"]) == (server, latency, workload)
+            and "mib_s" in t
+        }
+        ours = rows.pop("aiokeg", None)
+        if ours is None or not rows:
+            continue
+        best = max(rows.values(), key=lambda t: t["mib_s"])
+        cpu = "| – | – | –"
+        if workload in ("random", "small_up", "small_down") and "obstore" in rows:
+            a, o = per_request(ours, meta), per_request(rows["obstore"], meta)
+            cpu = f"| {a} | {o} | {float(a) / float(o):.2f}"
+        lines.append(
+            f"| {server} | {latency} ms | {workload} | {ours['mib_s']:.1f} "
+            f"| {best['client']} {best['mib_s']:.1f} | {ours['mib_s'] / best['mib_s']:.2f} {cpu} |"
+        )
+    return lines
+
+
 def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         f"# Benchmark results ({meta['date']})",
@@ -218,6 +256,12 @@ def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Machine: {meta['machine']}. Versions: {meta['versions']}.",
         f"Object {meta['size_mib']} MiB; {meta['count']} small objects / range reads; "
         f"{meta['rounds']} interleaved rounds; medians (min–max).",
+        "Each client's clock starts once its client is created (imports and client "
+        "creation are a process's one-time cost; creation is shown as setup CPU).",
+        "",
+        "## aiokeg against the best peer",
+        "",
+        *versus(table, meta),
         "",
     ]
     for server in sorted({t["server"] for t in table}):
@@ -225,20 +269,22 @@ def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             lines += [
                 f"## {server}, {latency} ms added per request",
                 "",
-                "| workload | client | MiB/s | wall s | CPU s | peak RSS MiB | loop stall ms |",
-                "|---|---|---|---|---|---|---|",
+                "| workload | client | MiB/s | wall s | CPU s | CPU ms/request | setup CPU s "
+                "| peak RSS MiB | loop stall ms |",
+                "|---|---|---|---|---|---|---|---|---|",
             ]
             for t in table:
                 if t["server"] != server or t["latency_ms"] != latency:
                     continue
                 if "mib_s" not in t:
                     lines.append(
-                        f"| {t['workload']} | {t['client']} | failed: {t['error'][:60]} | | | | |"
+                        f"| {t['workload']} | {t['client']} | failed: {t['error'][:60]} | | | | | | |"
                     )
                     continue
                 lines.append(
                     f"| {t['workload']} | {t['client']} | {t['mib_s']:.1f} ({t['mib_s_min']:.1f}–{t['mib_s_max']:.1f}) "
-                    f"| {t['wall']:.2f} | {t['cpu']:.2f} | {t['rss_mib']:.0f} | "
+                    f"| {t['wall']:.2f} | {t['cpu']:.2f} | {per_request(t, meta)} "
+                    f"| {t['setup_cpu']:.2f} | {t['rss_mib']:.0f} | "
                     + (f"{t['lag_ms']:.0f}" if t["client"] != "boto3" else "–")
                     + " |"
                 )

@@ -33,7 +33,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 from xml.etree import ElementTree
 
 import aiohttp
+import aiohttp.payload
 import botocore.exceptions
+from aiohttp.abc import AbstractStreamWriter
 from yarl import URL
 
 __all__ = ["CredentialSource", "Credentials", "DataPath", "data_path_for"]
@@ -118,6 +120,36 @@ class _Signer:
             f"AWS4-HMAC-SHA256 Credential={access}/{scope}, SignedHeaders={signed}, "
             f"Signature={signature}"
         )
+
+
+class _BytesBody(aiohttp.payload.Payload):
+    """A request body sent from the caller's bytes in 1 MiB slices, never copied first.
+
+    (aiohttp's ``BytesIOPayload`` copies a shared ``BytesIO`` whole, then again
+    in 64 KiB reads; ``BytesPayload`` warns above 1 MiB.)
+    """
+
+    _autoclose = True
+    _STEP = 1024 * 1024
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._size = len(data)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        view = memoryview(self._value)
+        if content_length is not None:
+            view = view[:content_length]
+        for start in range(0, len(view), self._STEP):
+            await writer.write(view[start : start + self._STEP])
 
 
 class _Body:
@@ -220,7 +252,7 @@ class DataPath:
         *,
         Bucket: str,
         Key: str,
-        Body: io.BytesIO,
+        Body: io.BytesIO | bytes,
         ContentLength: int,
         ContentMD5: str | None = None,
         IfNoneMatch: str | None = None,
@@ -250,7 +282,7 @@ class DataPath:
         Key: str,
         UploadId: str,
         PartNumber: int,
-        Body: io.BytesIO,
+        Body: io.BytesIO | bytes,
         ContentLength: int,
         ContentMD5: str | None = None,
     ) -> dict[str, Any]:
@@ -272,7 +304,7 @@ class DataPath:
         key: str,
         query: tuple[tuple[str, str], ...],
         headers: dict[str, str],
-        body: io.BytesIO | None = None,
+        body: io.BytesIO | bytes | None = None,
     ) -> aiohttp.ClientResponse:
         if bucket != self.bucket:
             raise ValueError(f"this data path serves bucket {self.bucket!r}, not {bucket!r}")
@@ -283,8 +315,12 @@ class DataPath:
         # Sent as signed, port included or not as botocore wrote the URL.
         headers["Host"] = url.raw_authority
         await self._signer.sign(method, url, query, headers)
+        payload = None
+        if body is not None:
+            # getvalue() of a BytesIO made from bytes is those bytes: no copy.
+            payload = _BytesBody(body.getvalue() if isinstance(body, io.BytesIO) else body)
         response = await self._session.request(
-            method, url, headers=headers, data=body, allow_redirects=False
+            method, url, headers=headers, data=payload, allow_redirects=False
         )
         if response.status >= 300:
             await _raise_for(response, operation)

@@ -233,6 +233,12 @@ class AsyncS3Storage(AsyncStorage):
             logger.debug("no data path for bucket %r: %s", self.bucket, exc)
             return None
 
+    async def __aenter__(self) -> AsyncS3Storage:
+        """Create the client now (sending no request), so the first operation need not."""
+        await super().__aenter__()
+        await self._s3.client()
+        return self
+
     async def _aclose(self) -> None:
         await self._s3.aclose()
 
