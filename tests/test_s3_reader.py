@@ -17,7 +17,7 @@ from aiokeg import (
     ObjectNotFoundError,
     TransferError,
 )
-from aiokeg.s3._reader import INITIAL_WINDOW
+from aiokeg.s3._reader import OPEN_WINDOW
 from conftest import MiB, payload
 from s3server import Fault, FaultLayer
 
@@ -44,17 +44,52 @@ async def put(raw_s3: Any, bucket: str, key: str, data: bytes, **extra: Any) -> 
 # -- 1. open -------------------------------------------------------------------------
 
 
-async def test_open_sends_head_and_knows_the_object(
+async def test_open_sends_one_get_and_knows_the_object(
     s3: AsyncS3Storage, raw_s3: Any, bucket: str, faults: FaultLayer
 ) -> None:
-    await put(raw_s3, bucket, "k", b"hello", ContentType="text/plain")
+    """Opening asks for the first MiB: the answer carries a HEAD's facts and the bytes."""
+    await put(raw_s3, bucket, "k", b"hello", ContentType="text/plain", Metadata={"a": "1"})
     faults.reset()
     async with s3.open("k", "rb") as f:
-        assert [r["op"] for r in faults.requests] == ["HeadObject"]
+        (get,) = faults.requests
+        assert (get["op"], get["range"], get["if_match"]) == (
+            "GetObject",
+            f"bytes=0-{OPEN_WINDOW - 1}",
+            None,
+        )
         assert f.size == 5
         assert f.content_type == "text/plain"
         assert f.etag == "5d41402abc4b2a76b9719d911017c592"
         assert f.last_modified.tzinfo is not None
+        assert f.metadata == {"a": "1"}
+        assert await f.read() == b"hello"
+    assert len(faults.requests) == 1
+
+
+async def test_open_an_empty_object(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str, faults: FaultLayer
+) -> None:
+    """An empty object has no byte range to serve (416): a HEAD looks it up instead."""
+    await put(raw_s3, bucket, "empty", b"", ContentType="text/plain")
+    faults.reset()
+    async with s3.open("empty", "rb") as f:
+        assert f.size == 0
+        assert f.content_type == "text/plain"
+        assert await f.read() == b""
+    ops = [r["op"] for r in faults.requests]
+    assert ops in (["GetObject", "HeadObject"], ["GetObject"])
+
+
+async def test_body_cut_at_open_is_fetched_again(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str, faults: FaultLayer
+) -> None:
+    data = payload(3 * MiB)
+    await put(raw_s3, bucket, "cut", data)
+    faults.reset()
+    faults.add(Fault(op="GetObject", truncate_after=1000))
+    async with s3.open("cut", "rb") as f:
+        assert await f.read() == data
+    assert range_starts(faults)[:2] == [0, 0]
 
 
 async def test_open_missing_key_raises_object_not_found(s3: AsyncS3Storage) -> None:
@@ -141,7 +176,7 @@ async def test_sequential_reads_prefetch_up_to_the_bound(
         int(r["range"].split("-")[1]) - int(r["range"].split("=")[1].split("-")[0]) + 1
         for r in faults.ops("GetObject")
     ]
-    assert sizes[0] == INITIAL_WINDOW
+    assert sizes[0] == OPEN_WINDOW
     assert max(sizes) == 5 * MiB
     assert requested_bytes(faults) == len(data)
 
@@ -158,8 +193,8 @@ async def test_random_small_reads_fetch_little_more_than_they_read(
             offset = rng.randrange(0, len(data) - 4096)
             await f.seek(offset)
             assert await f.read(4096) == data[offset : offset + 4096]
-    assert requested_bytes(faults) < 100 * 256 * 1024
-    assert len(faults.ops("GetObject")) <= 100
+    assert requested_bytes(faults) < OPEN_WINDOW + 100 * 256 * 1024
+    assert len(faults.ops("GetObject")) <= 1 + 100  # the GET at open, then one per read
 
 
 async def test_seek_outside_the_window_cancels_prefetches(
@@ -179,30 +214,45 @@ async def test_seek_outside_the_window_cancels_prefetches(
         assert all(s.start >= 50 * MiB for s in reader._segments)
 
 
-async def test_small_object_is_fetched_with_one_get(
+async def test_small_object_is_opened_and_read_with_one_request(
     s3: AsyncS3Storage, raw_s3: Any, bucket: str, faults: FaultLayer
 ) -> None:
-    data = payload(5 * MiB)
+    data = payload(OPEN_WINDOW)
     await put(raw_s3, bucket, "small", data)
     faults.reset()
     async with s3.open("small", "rb") as f:
         out = b"".join([c async for c in f.iter_chunks(64 * 1024)])
     assert out == data
-    assert len(faults.ops("GetObject")) == 1
+    assert [r["op"] for r in faults.requests] == ["GetObject"]
+
+
+async def test_object_up_to_a_chunk_is_read_with_one_get_after_open(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str, faults: FaultLayer
+) -> None:
+    data = payload(5 * MiB)
+    await put(raw_s3, bucket, "chunk", data)
+    faults.reset()
+    async with s3.open("chunk", "rb") as f:
+        out = b"".join([c async for c in f.iter_chunks(64 * 1024)])
+    assert out == data
+    assert range_starts(faults) == [0, OPEN_WINDOW]
+    assert [r["op"] for r in faults.requests] == ["GetObject", "GetObject"]
 
 
 # -- 5. pinned to one version ---------------------------------------------------------------
 
 
-async def test_every_get_carries_if_match(
+async def test_every_get_after_open_carries_if_match(
     s3: AsyncS3Storage, raw_s3: Any, bucket: str, faults: FaultLayer
 ) -> None:
+    """The GET at open learns the ETag; every later GET is pinned to it."""
     await put(raw_s3, bucket, "pin", payload(12 * MiB))
     faults.reset()
     async with s3.open("pin", "rb") as f:
         await f.read()
         etag = f.etag
-    gets = faults.ops("GetObject")
+    opening, *gets = faults.ops("GetObject")
+    assert opening["if_match"] is None
     assert gets
     assert all(r["if_match"] == f'"{etag}"' for r in gets)
 
@@ -242,28 +292,28 @@ async def test_dropped_body_resumes_from_the_byte_reached(
     data = payload(4 * MiB)
     await put(raw_s3, bucket, "resume", data)
     faults.reset()
-    faults.add(Fault(op="GetObject", truncate_after=1_000_000))
+    faults.add(Fault(op="GetObject", truncate_after=1_000_000, skip=1))  # not the GET at open
     async with s3.open("resume", "rb") as f:
         assert await f.read() == data
     gets = faults.ops("GetObject")
-    assert len(gets) == 2
-    second = range_starts(faults)[1]
-    assert 0 < second <= 1_000_000, "the retry must start where the cut body stopped"
-    assert all(r["if_match"] for r in gets)
+    assert len(gets) == 3
+    third = range_starts(faults)[2]
+    assert 0 < third - OPEN_WINDOW <= 1_000_000, "the retry must start where the cut body stopped"
+    assert all(r["if_match"] for r in gets[1:])
 
 
 async def test_body_dropped_every_time_gives_transfer_error(
     make_s3: Any, raw_s3: Any, bucket: str, faults: FaultLayer
 ) -> None:
     s3 = make_s3(max_attempts=3)
-    await put(raw_s3, bucket, "flaky", payload(MiB))
+    await put(raw_s3, bucket, "flaky", payload(2 * MiB))
     faults.reset()
-    faults.add(Fault(op="GetObject", truncate_after=1000, times=-1))
+    faults.add(Fault(op="GetObject", truncate_after=1000, times=-1, skip=1))
     async with s3.open("flaky", "rb") as f:
         with pytest.raises(TransferError) as info:
             await f.read()
     assert info.value.attempts == 3
-    assert len(faults.ops("GetObject")) == 3
+    assert len(faults.ops("GetObject")) == 1 + 3
 
 
 async def test_server_errors_on_get_are_retried(
@@ -302,14 +352,15 @@ async def test_cancelling_a_read_keeps_the_reader_usable(
 ) -> None:
     data = payload(3 * MiB)
     await put(raw_s3, bucket, "cr", data)
-    faults.add(Fault(op="GetObject", delay=0.5))
+    faults.add(Fault(op="GetObject", delay=0.5, skip=1))  # not the GET at open
     async with s3.open("cr", "rb") as f:
+        await f.seek(OPEN_WINDOW)
         task = asyncio.create_task(f.read(100))
         await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await f.read(100) == data[:100]
+        assert await f.read(100) == data[OPEN_WINDOW : OPEN_WINDOW + 100]
 
 
 # -- 8. download to a local file -----------------------------------------------------------------

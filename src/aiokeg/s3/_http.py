@@ -237,10 +237,12 @@ class DataPath:
         Bucket: str,
         Key: str,
         Range: str,
-        IfMatch: str,
+        IfMatch: str | None = None,
     ) -> dict[str, Any]:
-        """Ranged ``GetObject`` pinned with ``If-Match``; ``Body`` is to be read and closed."""
-        headers = {"Range": Range, "If-Match": IfMatch}
+        """Ranged ``GetObject``, pinned with ``If-Match`` if given; read and close ``Body``."""
+        headers = {"Range": Range}
+        if IfMatch is not None:
+            headers["If-Match"] = IfMatch
         response = await self._send("GET", "GetObject", Bucket, Key, (), headers)
         fields = _object_fields(response)
         fields["ContentRange"] = response.headers.get("Content-Range")

@@ -9,16 +9,22 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
+import botocore.exceptions
+
 from .._errors import ObjectChangedError
 from .._files import AsyncReader
 from .._validate import TransferSettings
 from ._client import S3Context
+from ._errors import error_code
 
-__all__ = ["INITIAL_WINDOW", "AsyncS3Reader", "fetch_range"]
+__all__ = ["INITIAL_WINDOW", "OPEN_WINDOW", "AsyncS3Reader", "fetch_range", "open_object"]
 
-#: Bytes fetched by the first read after open or after a seek; the window
-#: doubles from here while reading stays sequential.
+#: Bytes fetched by the first read after a seek; the window doubles from
+#: here while reading stays sequential.
 INITIAL_WINDOW = 128 * 1024
+#: Bytes the GET sent at open asks for (at most ``chunk_size``): objects up
+#: to this size are opened and read with one request.
+OPEN_WINDOW = 1024 * 1024
 #: Largest piece read from a response body at once.
 _READ_STEP = 1024 * 1024
 
@@ -72,6 +78,41 @@ async def fetch_range(
         view.release()
 
 
+async def open_object(
+    s3: S3Context, key: str, window: int, max_attempts: int
+) -> tuple[dict[str, Any], bytes]:
+    """GET the first ``window`` bytes of ``key``: its metadata (as a HEAD gives) and bytes.
+
+    The ETag in the answer is the version every later GET is pinned to. An
+    empty object (which has no byte range to serve: 416) is looked up with a
+    HEAD instead.
+    """
+
+    async def attempt(client: Any) -> tuple[dict[str, Any], bytes]:
+        try:
+            response: dict[str, Any] = await client.get_object(
+                Bucket=s3.bucket, Key=key, Range=f"bytes=0-{window - 1}"
+            )
+        except botocore.exceptions.ClientError as exc:
+            code, status = error_code(exc)
+            if code != "InvalidRange" and status != 416:
+                raise
+            head: dict[str, Any] = await client.head_object(Bucket=s3.bucket, Key=key)
+            return head, b""
+        body = response["Body"]
+        try:
+            data: bytes = await body.read()
+        finally:
+            body.close()
+        total = str(response.get("ContentRange") or "").rpartition("/")[2]
+        response["ContentLength"] = int(total) if total.isdigit() else len(data)
+        if len(data) != min(window, response["ContentLength"]):
+            raise ConnectionResetError(f"body ended at byte {len(data)} of the first range")
+        return response, data
+
+    return await s3.run("GetObject", key, attempt, max_attempts=max_attempts, data=True)
+
+
 def _check_total(response: dict[str, Any], size: int, bucket: str, key: str) -> None:
     # If-Match already pins the version; a different total length would mean
     # a server that ignores If-Match, so refuse to mix rather than trust it.
@@ -91,15 +132,17 @@ def _check_total(response: dict[str, Any], size: int, bucket: str, key: str) -> 
 class _Segment:
     start: int
     end: int
-    task: asyncio.Task[bytearray]
+    task: asyncio.Future[bytes | bytearray]
 
 
 class AsyncS3Reader(AsyncReader):
     """Reads one S3 object; get it from ``storage.open(key, "rb")``.
 
-    Opening sends ``HeadObject``; the reader then knows ``size``, ``etag``,
-    ``content_type`` and ``last_modified``, and pins every later GET to that
-    ETag (``If-Match``). If the object changes mid-read,
+    Opening sends one ``GetObject`` for the first ``OPEN_WINDOW`` (1 MiB) of
+    the object: its answer carries what a ``HeadObject`` would (``size``,
+    ``etag``, ``content_type``, ``last_modified``, ``metadata``) and the first
+    bytes, so a small object is opened and read with a single request. Every
+    later GET is pinned to that ETag (``If-Match``). If the object changes mid-read,
     :class:`ObjectChangedError` is raised: bytes from two versions are never
     returned. A connection dropped mid-body resumes from the byte reached.
 
@@ -124,6 +167,7 @@ class AsyncS3Reader(AsyncReader):
         last_modified: datetime,
         metadata: dict[str, str],
         settings: TransferSettings,
+        first: bytes = b"",
     ) -> None:
         super().__init__(key, size, etag, content_type, last_modified)
         self.metadata = metadata
@@ -135,6 +179,12 @@ class AsyncS3Reader(AsyncReader):
         self._max_window = settings.max_concurrency * settings.chunk_size
         self._last_end = 0  # where the previous read ended: sequential detection
         self.iter_chunk_size = min(settings.chunk_size, 8 * 1024 * 1024)
+        if first:
+            # The bytes that came with the answer at open: the first segment.
+            done: asyncio.Future[bytes | bytearray] = asyncio.get_running_loop().create_future()
+            done.set_result(first)
+            self._segments.append(_Segment(0, len(first), done))
+            self._next = len(first)
 
     async def _read_at(self, offset: int, size: int) -> bytes:
         sequential = offset == self._last_end
@@ -202,7 +252,7 @@ class AsyncS3Reader(AsyncReader):
         while self._next < target and len(self._segments) < self._settings.max_concurrency:
             start = self._next
             stop = size if size <= chunk else min(size, start + piece)
-            task = asyncio.ensure_future(
+            task: asyncio.Future[bytes | bytearray] = asyncio.ensure_future(
                 fetch_range(
                     self._s3, self.name, self.etag, size, start, stop, self._settings.max_attempts
                 )

@@ -20,7 +20,7 @@ from .._validate import TransferSettings, check_key
 from ._client import S3Context
 from ._http import Credentials, CredentialSource, DataPath, data_path_for
 from ._parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
-from ._reader import AsyncS3Reader, fetch_range
+from ._reader import OPEN_WINDOW, AsyncS3Reader, fetch_range, open_object
 from ._redact import register_secret
 from ._retry import logger
 from ._writer import AsyncS3Writer, _abort_upload
@@ -67,8 +67,9 @@ class AsyncS3Storage(AsyncStorage):
         chunk_size: part size of writes and range size of reads (5 MiB .. 5 GiB).
         max_concurrency: requests in flight per open file.
         max_attempts: tries per request, the first included.
-        max_connections: size of the connection pool, shared by all files
-            (default ``max(10, 4 × max_concurrency)``).
+        max_connections: size of the connection pools, shared by all files
+            (default ``max(10, 4 × max_concurrency)``); the data path and the
+            botocore client each have one.
         connect_timeout: seconds to establish a connection.
         read_timeout: seconds to wait for data on an open connection.
         retry_base_delay: first backoff bound in seconds (doubles per attempt,
@@ -244,9 +245,8 @@ class AsyncS3Storage(AsyncStorage):
 
     # -- files ------------------------------------------------------------------
     async def _open_reader(self, key: str, settings: TransferSettings) -> AsyncReader:
-        head = await self._s3.call(
-            "head_object", key, max_attempts=settings.max_attempts, data=True
-        )
+        window = min(OPEN_WINDOW, settings.chunk_size)
+        head, first = await open_object(self._s3, key, window, settings.max_attempts)
         return AsyncS3Reader(
             self._s3,
             key,
@@ -256,6 +256,7 @@ class AsyncS3Storage(AsyncStorage):
             last_modified=head["LastModified"],
             metadata=dict(head.get("Metadata") or {}),
             settings=settings,
+            first=first,
         )
 
     async def _open_writer(
@@ -547,9 +548,8 @@ class AsyncS3Storage(AsyncStorage):
         key = check_key(path)
         self._check_open()
         settings = self.settings
-        reader = await self._open_reader(key, settings)
-        size, etag = reader.size, reader.etag
-        await reader.close()
+        info = await self._stat(key)
+        size, etag = info.size, info.etag
         step = settings.chunk_size
         offsets = iter(range(0, size, step))
         done = 0
