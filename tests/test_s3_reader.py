@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aiokeg import (
     AsyncS3Storage,
@@ -17,7 +19,7 @@ from aiokeg import (
     ObjectNotFoundError,
     TransferError,
 )
-from aiokeg.s3._reader import OPEN_WINDOW
+from aiokeg.s3._reader import OPEN_WINDOW, Chunks
 from conftest import MiB, payload
 from s3server import Fault, FaultLayer
 
@@ -419,3 +421,19 @@ async def test_get_of_an_empty_object_creates_an_empty_file(
     assert await s3.get("zero", tmp_path / "zero", progress_callback=calls.append) == 0
     assert (tmp_path / "zero").read_bytes() == b""
     assert calls == [0]
+
+
+@given(
+    parts=st.lists(st.binary(min_size=1, max_size=50), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_chunks_slice_like_the_joined_bytes(parts: list[bytes], data: st.DataObject) -> None:
+    """A range is kept as the pieces that arrived; any slice of it reads as the joined bytes."""
+    joined = b"".join(parts)
+    lo = data.draw(st.integers(0, len(joined)))
+    hi = data.draw(st.integers(lo, len(joined)))
+    chunks = Chunks(parts)
+    assert len(chunks) == len(joined)
+    pieces = list(chunks.pieces(lo, hi))
+    assert b"".join(bytes(p) for p in pieces) == joined[lo:hi]
+    assert all(len(p) > 0 for p in pieces)

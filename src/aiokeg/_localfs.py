@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+from collections.abc import Sequence
 from types import TracebackType
 
 from ._aio import run_shielded
@@ -80,6 +81,11 @@ class AtomicLocalFile:
         assert self._fd is not None, "open() first"
         await asyncio.to_thread(_pwrite_all, self._fd, data, offset)
 
+    async def pwrite_parts(self, parts: Sequence[bytes | memoryview], offset: int) -> None:
+        """Write ``parts`` one after the other from ``offset``, in one worker-thread call."""
+        assert self._fd is not None, "open() first"
+        await asyncio.to_thread(_pwrite_parts, self._fd, parts, offset)
+
     async def truncate(self, size: int) -> None:
         """Set the file's size (preallocates the holes that ranged writes fill)."""
         assert self._fd is not None, "open() first"
@@ -136,6 +142,12 @@ class AtomicLocalFile:
             await run_shielded(self.commit())
         else:
             await run_shielded(self.discard())
+
+
+def _pwrite_parts(fd: int, parts: Sequence[bytes | memoryview], offset: int) -> None:
+    for part in parts:
+        _pwrite_all(fd, part, offset)
+        offset += len(part)
 
 
 def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:

@@ -161,6 +161,10 @@ class _Body:
     async def read(self, n: int = -1) -> bytes:
         return await self._response.content.read(n)
 
+    async def readany(self) -> bytes:
+        """What has arrived (at least one byte, or b"" at the end), as it arrived."""
+        return await self._response.content.readany()
+
     def close(self) -> None:
         # A fully read body gives its connection back to the pool; a body cut
         # short (a cancelled read) closes it, since its rest would follow.

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import io
+import itertools
 from collections import deque
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +20,7 @@ from .._validate import TransferSettings
 from ._client import S3Context
 from ._errors import error_code
 
-__all__ = ["INITIAL_WINDOW", "OPEN_WINDOW", "AsyncS3Reader", "fetch_range", "open_object"]
+__all__ = ["INITIAL_WINDOW", "OPEN_WINDOW", "AsyncS3Reader", "Chunks", "fetch_range", "open_object"]
 
 #: Bytes fetched by the first read after a seek; the window doubles from
 #: here while reading stays sequential.
@@ -29,6 +32,34 @@ OPEN_WINDOW = 1024 * 1024
 _READ_STEP = 1024 * 1024
 
 
+class Chunks:
+    """The bytes of one range, kept as the pieces the connection delivered.
+
+    Joining them into one buffer would copy every byte once more (and touch
+    fresh pages): readers slice what they need straight from the pieces.
+    """
+
+    __slots__ = ("parts", "size", "starts")
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.starts = list(itertools.accumulate(map(len, parts), initial=0))
+        self.size = self.starts.pop()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def pieces(self, lo: int, hi: int) -> Iterator[bytes | memoryview]:
+        """Bytes ``lo..hi-1`` as consecutive pieces: whole parts as they are, else views."""
+        i = bisect.bisect_right(self.starts, lo) - 1
+        while lo < hi:
+            part, base = self.parts[i], self.starts[i]
+            a, b = lo - base, min(len(part), hi - base)
+            yield part if a == 0 and b == len(part) else memoryview(part)[a:b]
+            lo = base + b
+            i += 1
+
+
 async def fetch_range(
     s3: S3Context,
     key: str,
@@ -37,7 +68,7 @@ async def fetch_range(
     start: int,
     end: int,
     max_attempts: int,
-) -> bytearray:
+) -> Chunks:
     """GET bytes ``start..end-1`` of the version ``etag`` of ``key``.
 
     Every request carries ``If-Match``: a changed object raises
@@ -45,11 +76,11 @@ async def fetch_range(
     is resumed from the byte reached with a new ranged GET (still pinned),
     within ``max_attempts`` tries in all.
     """
-    buffer = bytearray(end - start)
-    view = memoryview(buffer)
+    parts: list[bytes] = []
+    want = end - start
     got = 0
 
-    async def attempt(client: Any) -> bytearray:
+    async def attempt(client: Any) -> Chunks:
         nonlocal got
         response = await client.get_object(
             Bucket=s3.bucket,
@@ -59,23 +90,27 @@ async def fetch_range(
         )
         _check_total(response, size, s3.bucket, key)
         body = response["Body"]
+        # The data path's body hands over what arrived without copying it.
+        readany = getattr(body, "readany", None)
         try:
-            while got < len(buffer):
-                chunk = await body.read(min(len(buffer) - got, _READ_STEP))
+            while got < want:
+                if readany is not None:
+                    chunk = await readany()
+                else:
+                    chunk = await body.read(min(want - got, _READ_STEP))
                 if not chunk:
                     raise ConnectionResetError(
                         f"body ended at byte {start + got} of range {start}-{end - 1}"
                     )
-                view[got : got + len(chunk)] = chunk
+                if got + len(chunk) > want:
+                    chunk = chunk[: want - got]
+                parts.append(chunk)
                 got += len(chunk)
         finally:
             body.close()
-        return buffer
+        return Chunks(parts)
 
-    try:
-        return await s3.run("GetObject", key, attempt, max_attempts=max_attempts, data=True)
-    finally:
-        view.release()
+    return await s3.run("GetObject", key, attempt, max_attempts=max_attempts, data=True)
 
 
 async def open_object(
@@ -132,7 +167,7 @@ def _check_total(response: dict[str, Any], size: int, bucket: str, key: str) -> 
 class _Segment:
     start: int
     end: int
-    task: asyncio.Future[bytes | bytearray]
+    task: asyncio.Future[Chunks]
 
 
 class AsyncS3Reader(AsyncReader):
@@ -181,8 +216,8 @@ class AsyncS3Reader(AsyncReader):
         self.iter_chunk_size = min(settings.chunk_size, 8 * 1024 * 1024)
         if first:
             # The bytes that came with the answer at open: the first segment.
-            done: asyncio.Future[bytes | bytearray] = asyncio.get_running_loop().create_future()
-            done.set_result(first)
+            done: asyncio.Future[Chunks] = asyncio.get_running_loop().create_future()
+            done.set_result(Chunks([first]))
             self._segments.append(_Segment(0, len(first), done))
             self._next = len(first)
 
@@ -198,7 +233,7 @@ class AsyncS3Reader(AsyncReader):
         # Segments are copied out as they are consumed and then released, so a
         # large read holds its result plus the window, never every segment at once.
         out: io.BytesIO | None = None
-        first: memoryview | None = None
+        first: bytes | memoryview | None = None
         pos = offset
         while pos < end:
             # A sequential reader reads ahead by the window; a random read fetches
@@ -207,22 +242,24 @@ class AsyncS3Reader(AsyncReader):
                 pos, pos + self._window if sequential else offset + INITIAL_WINDOW, end, sequential
             )
             segment = self._segments[0]
+            task = segment.task
             try:
                 # Shielded: cancelling this read must not cancel a prefetch the
-                # reader still owns (close() cancels those).
-                data = await asyncio.shield(segment.task)
+                # reader still owns (close() cancels those). A segment that has
+                # arrived is taken as it is (most reads, when streaming).
+                data = task.result() if task.done() else await asyncio.shield(task)
             except Exception:
                 await self._drop_all()
                 raise
             lo, hi = pos - segment.start, min(segment.end, end) - segment.start
-            piece = memoryview(data)[lo:hi]
-            if out is None and pos == offset and pos + len(piece) >= end:
-                first = piece  # the whole read comes from one segment
-            else:
-                if out is None:
-                    out = io.BytesIO()
-                out.write(piece)
-            pos += hi - lo
+            for piece in data.pieces(lo, hi):
+                if out is None and pos == offset and pos + len(piece) >= end:
+                    first = piece  # the whole read comes from one piece
+                else:
+                    if out is None:
+                        out = io.BytesIO()
+                    out.write(piece)
+                pos += len(piece)
             if pos >= segment.end:
                 self._segments.popleft()
                 if sequential:
@@ -230,11 +267,12 @@ class AsyncS3Reader(AsyncReader):
         self._last_end = end
         if sequential:
             self._prefetch(end, end + self._window, end, True)
-        # BytesIO hands over its buffer without a copy; one piece is copied once.
+        # BytesIO hands over its buffer without a copy; a view is copied once,
+        # and a whole piece is returned as it is.
         if out is not None:
             return out.getvalue()
         assert first is not None
-        return first.tobytes()
+        return first if isinstance(first, bytes) else first.tobytes()
 
     def _prefetch(self, pos: int, ahead: int, end: int, sequential: bool) -> None:
         """Start GETs until ``[pos, max(ahead, end))`` is covered or the bound is hit.
@@ -252,7 +290,7 @@ class AsyncS3Reader(AsyncReader):
         while self._next < target and len(self._segments) < self._settings.max_concurrency:
             start = self._next
             stop = size if size <= chunk else min(size, start + piece)
-            task: asyncio.Future[bytes | bytearray] = asyncio.ensure_future(
+            task: asyncio.Future[Chunks] = asyncio.ensure_future(
                 fetch_range(
                     self._s3, self.name, self.etag, size, start, stop, self._settings.max_attempts
                 )

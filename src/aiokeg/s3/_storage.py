@@ -561,7 +561,7 @@ class AsyncS3Storage(AsyncStorage):
                 data = await fetch_range(
                     self._s3, key, etag, size, start, stop, settings.max_attempts
                 )
-                await out.pwrite(data, start)
+                await out.pwrite_parts(data.parts, start)
                 done += len(data)
                 del data
                 await call_progress(progress_callback, done)
