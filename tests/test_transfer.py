@@ -116,3 +116,24 @@ async def test_s3_to_s3_on_the_same_service_copies_server_side(
     assert len(faults.ops("UploadPartCopy")) >= 2
     async with dst.open("copy/big", "rb") as f:
         assert await f.read() == files["big"]
+
+
+@pytest.mark.parametrize(("budget", "expected"), [(256 * MiB, 32), (10 * 128 * 1024, 10)])
+async def test_small_files_share_the_budget_by_their_size(
+    make_s3: Any, faults: Any, budget: int, expected: int
+) -> None:
+    """A small file reserves what it holds (2 x 64 KiB at least), so many run at once."""
+    from s3server import Fault
+
+    s3 = make_s3(max_connections=64)
+    src = AsyncMemoryStorage()
+    files = {f"f{i}": payload(1000, seed=i) for i in range(40)}
+    await fill(src, files)
+    faults.add(Fault(op="PutObject", delay=0.2, times=-1))
+    report = await copy_many(
+        src, s3, [(k, k, len(v)) for k, v in files.items()], max_bytes_in_flight=budget
+    )
+    assert not report.failures
+    assert faults.max_in_flight["PutObject"] == expected
+    async with s3.open("f7", "rb") as f:
+        assert await f.read() == files["f7"]

@@ -33,6 +33,31 @@ __all__ = ["FileResult", "TransferEvent", "TransferReport", "copy_many", "sync"]
 
 #: Default budget of bytes held in memory by a whole transfer.
 DEFAULT_BUDGET = 256 * 1024 * 1024
+#: The least a file reserves of the budget (buffers, a response's pieces).
+_MIN_FILE_COST = 64 * 1024
+
+
+class _Budget:
+    """A semaphore counted in bytes: a file waits until its reservation fits."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._changed = asyncio.Condition()
+
+    async def take(self, wanted: int) -> int:
+        """Reserve ``wanted`` bytes (at most the whole budget); return what was reserved."""
+        wanted = min(wanted, self.total)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.free >= wanted)
+            self.free -= wanted
+        return wanted
+
+    async def give(self, reserved: int) -> None:
+        """Return a reservation."""
+        async with self._changed:
+            self.free += reserved
+            self._changed.notify_all()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +154,7 @@ async def copy_many(
     max_bytes_in_flight: int = DEFAULT_BUDGET,
     chunk_size: int | None = None,
     per_file_concurrency: int = 2,
+    max_files: int = 32,
     fail_fast: bool = False,
     on_progress: ProgressHandler | None = None,
 ) -> TransferReport:
@@ -137,13 +163,22 @@ async def copy_many(
     One failure does not stop the others (unless ``fail_fast``); every file
     gets a :class:`FileResult`. Memory stays within ``max_bytes_in_flight``:
     each file holds at most ``(per_file_concurrency + 1) × chunk_size`` in its
-    reader and as much in its writer, and only as many files run at once as
-    fit in the budget (at least one).
+    reader and as much in its writer, and a file reserves what it can hold,
+    ``2 × min(size, (per_file_concurrency + 1) × chunk_size)`` (at least
+    64 KiB; the whole window when the size is not given), before it starts.
+    So many small files run at once, big ones fewer, and at most
+    ``max_files`` (at least one file always runs).
     """
+    if max_files < 1:
+        raise ValueError(f"max_files={max_files} must be at least 1")
     jobs = [(p[0], p[1], p[2] if len(p) > 2 else 0) for p in pairs]
     chunk = chunk_size or MIN_CHUNK_SIZE
-    per_file = 2 * (per_file_concurrency + 1) * chunk
-    parallel = max(1, max_bytes_in_flight // per_file)
+    window = (per_file_concurrency + 1) * chunk
+    budget = _Budget(max(1, max_bytes_in_flight))
+
+    def cost(size: int) -> int:
+        return 2 * (window if size <= 0 else min(window, max(size, _MIN_FILE_COST)))
+
     started = time.monotonic()
     totals = {"files": 0, "bytes": 0}
     bytes_total = sum(size for _, _, size in jobs)
@@ -189,12 +224,13 @@ async def copy_many(
         return copied
 
     async def worker() -> None:
-        for index, (source, dest, _size) in queue:
+        for index, (source, dest, size_given) in queue:
             if stop.is_set():
                 results[index] = FileResult(
                     source, dest, error=StorageError("not attempted: an earlier file failed")
                 )
                 continue
+            reserved = await budget.take(cost(size_given))
             try:
                 size = await one(source, dest)
                 results[index] = FileResult(source, dest, size=size)
@@ -202,10 +238,12 @@ async def copy_many(
                 results[index] = FileResult(source, dest, error=exc)
                 if fail_fast:
                     stop.set()
+            finally:
+                await budget.give(reserved)
             totals["files"] += 1
             await report(source)
 
-    await gather_all(worker() for _ in range(min(parallel, len(jobs)) or 1))
+    await gather_all(worker() for _ in range(min(max_files, len(jobs)) or 1))
     final = [r for r in results if r is not None]
     return TransferReport(final, seconds=time.monotonic() - started)
 
