@@ -48,6 +48,66 @@ def data_of(size: int, seed: int = 1) -> bytes:
     return b"".join(rng.randbytes(min(step, size - o)) for o in range(0, size, step))
 
 
+#: Files in the tree workloads (BENCH_TREE_FILES; the issue asks for 1,000).
+TREE_FILES = int(os.environ.get("BENCH_TREE_FILES", "1000"))
+TREE_CONCURRENCY = 32
+
+
+def tree_files(n: int = TREE_FILES) -> list[tuple[str, int]]:
+    """``(relative path, size)`` of a source tree: mostly small files, a few large.
+
+    90% are 1-64 KiB, 9% are 1-4 MiB, 1% are 8-32 MiB; the first file is 1 KiB
+    and the second 32 MiB, so both ends of the range are always there.
+    """
+    rng = random.Random(11)
+    files = []
+    for i in range(n):
+        r = rng.random()
+        if i == 0:
+            size = 1024
+        elif i == 1:
+            size = 32 * MiB
+        elif r < 0.90:
+            size = rng.randint(1024, 64 * 1024)
+        elif r < 0.99:
+            size = rng.randint(MiB, 4 * MiB)
+        else:
+            size = rng.randint(8 * MiB, 32 * MiB)
+        files.append((f"d{i % 10}/s{i % 7}/file-{i:04d}.bin", size))
+    return files
+
+
+def tree_root(n: int = TREE_FILES) -> str:
+    """The source tree on local disk, written once and reused by every run."""
+    root = os.path.join(tempfile.gettempdir(), f"aiokeg-bench-tree-{n}")
+    done = root + ".complete"
+    if not os.path.exists(done):
+        for i, (rel, size) in enumerate(tree_files(n)):
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data_of(size, 1000 + i))
+        open(done, "w").close()
+    return root
+
+
+def tree_digest(root: str, n: int = TREE_FILES) -> str:
+    """sha256 over every file of the tree under ``root``: path and content."""
+    h = hashlib.sha256()
+    for rel, _size in sorted(tree_files(n)):
+        h.update(rel.encode() + b"\0")
+        with open(os.path.join(root, rel), "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+def listing_digest(sizes: dict[str, int]) -> str:
+    """sha256 over ``path:size`` of every object an upload left."""
+    return hashlib.sha256(
+        "\n".join(f"{k}:{v}" for k, v in sorted(sizes.items())).encode()
+    ).hexdigest()
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -101,6 +161,20 @@ class LaterFile:
         self.path = path
 
 
+class LaterTree:
+    """A downloaded tree to hash after the clock stops."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+
+class LaterListing:
+    """An uploaded tree, checked after the clock stops by listing its keys and sizes."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+
 class Job:
     def __init__(self, endpoint: str, bucket: str, size: int, count: int, workload: str) -> None:
         self.endpoint, self.bucket, self.size, self.count = endpoint, bucket, size, count
@@ -112,6 +186,9 @@ class Job:
         self.file = os.path.join(self.tmp.name, "f")
         self.ready_at: tuple[float, float] | None = None
         self.lag: LagMonitor | None = None
+        # Tree workloads: the local source, and where each client uploads it.
+        self.tree = tree_root() if workload.startswith("tree") else ""
+        self.tree_prefix = "tree-up/"
 
     def ready(self) -> None:
         """The client is created: the clock starts now (setup is reported apart)."""
@@ -122,6 +199,8 @@ class Job:
     def expected(self, workload: str) -> str:
         """The right answer's digest, computed once per shape and cached on disk."""
         kind = {"random": "random", "small_up": "small", "small_down": "small"}.get(workload, "big")
+        if workload.startswith("tree"):
+            kind = f"{workload}-{TREE_FILES}"
         cache = os.path.join(tempfile.gettempdir(), f"aiokeg-bench-{kind}-{self.size}-{self.count}")
         if os.path.exists(cache):
             with open(cache) as f:
@@ -132,6 +211,10 @@ class Job:
         return digest
 
     def _expected(self, workload: str) -> str:
+        if workload == "tree_up":
+            return listing_digest({self.tree_prefix + r: n for r, n in tree_files()})
+        if workload == "tree_down":
+            return tree_digest(self.tree)
         if workload in ("upload", "download", "download_file", "stream"):
             return hashlib.sha256(data_of(self.size)).hexdigest()
         if workload == "random":
@@ -160,6 +243,24 @@ async def aiokeg_run(job: Job, workload: str) -> Any:
         verify_md5=os.environ.get("BENCH_VERIFY_MD5", "1") == "1",
     ) as s:
         job.ready()
+        if workload.startswith("tree"):
+            # As a user would: aiokeg.transfer with its default budget.
+            from aiokeg import AsyncLocalStorage
+            from aiokeg.transfer import copy_many
+
+            if workload == "tree_up":
+                async with AsyncLocalStorage(job.tree) as local:
+                    pairs = [(e.name, job.tree_prefix + e.name, e.size) for e in await local.list()]
+                    report = await copy_many(local, s, pairs)
+                assert not report.failures, report.failures[0].error
+                return LaterListing(job.tree_prefix)
+            async with AsyncLocalStorage(job.tmp.name) as local:
+                pairs = [
+                    (e.name, e.name[len("tree/") :], e.size) async for e in s.iter_list("tree/")
+                ]
+                report = await copy_many(s, local, pairs)
+            assert not report.failures, report.failures[0].error
+            return LaterTree(job.tmp.name)
         if workload == "upload":
             data = job.data
             async with s.open(job.key, "wb") as f:
@@ -203,6 +304,35 @@ async def aiokeg_run(job: Job, workload: str) -> Any:
         return Later(b"".join(await asyncio.gather(*(down(i) for i in range(job.count)))))
 
 
+def read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_file(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def listing_sizes(endpoint: str, bucket: str, prefix: str) -> dict[str, int]:
+    """Keys and sizes under ``prefix`` (run after the clock, to check an upload)."""
+    import boto3
+
+    c = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+    )
+    sizes = {}
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            sizes[item["Key"]] = item["Size"]
+    return sizes
+
+
 def file_sha(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -239,6 +369,30 @@ async def aiobotocore_run(
 async def _sdk_workload(c: Any, job: Job, workload: str) -> Any:
     b = job.bucket
     sem = asyncio.Semaphore(CONCURRENCY)
+    if workload == "tree_up":
+        tree_sem = asyncio.Semaphore(TREE_CONCURRENCY)
+
+        async def put_file(rel: str) -> None:
+            async with tree_sem:
+                data = await asyncio.to_thread(read_file, os.path.join(job.tree, rel))
+                await c.put_object(Bucket=b, Key=job.tree_prefix + rel, Body=data)
+
+        await asyncio.gather(*(put_file(rel) for rel, _ in tree_files()))
+        return LaterListing(job.tree_prefix)
+    if workload == "tree_down":
+        tree_sem = asyncio.Semaphore(TREE_CONCURRENCY)
+        keys = []
+        async for page in c.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix="tree/"):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+
+        async def get_file(key: str) -> None:
+            async with tree_sem:
+                r = await c.get_object(Bucket=b, Key=key)
+                data = await _read_all(r["Body"])
+                await asyncio.to_thread(write_file, os.path.join(job.tmp.name, key[5:]), data)
+
+        await asyncio.gather(*(get_file(k) for k in keys))
+        return LaterTree(job.tmp.name)
     if workload == "upload":
         data = job.data
         mpu = await c.create_multipart_upload(Bucket=b, Key=job.key)
@@ -332,6 +486,34 @@ async def aioboto3_run(job: Job, workload: str) -> Any:
         aws_secret_access_key=SECRET,
     ) as c:
         job.ready()
+        if workload.startswith("tree"):
+            tree_sem = asyncio.Semaphore(TREE_CONCURRENCY)
+            if workload == "tree_up":
+
+                async def up_file(rel: str) -> None:
+                    async with tree_sem:
+                        await c.upload_file(
+                            os.path.join(job.tree, rel),
+                            job.bucket,
+                            job.tree_prefix + rel,
+                            Config=cfg,
+                        )
+
+                await asyncio.gather(*(up_file(rel) for rel, _ in tree_files()))
+                return LaterListing(job.tree_prefix)
+            keys = []
+            paginator = c.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=job.bucket, Prefix="tree/"):
+                keys += [item["Key"] for item in page.get("Contents", [])]
+
+            async def down_file(key: str) -> None:
+                async with tree_sem:
+                    path = os.path.join(job.tmp.name, key[5:])
+                    await asyncio.to_thread(os.makedirs, os.path.dirname(path), exist_ok=True)
+                    await c.download_file(job.bucket, key, path, Config=cfg)
+
+            await asyncio.gather(*(down_file(k) for k in keys))
+            return LaterTree(job.tmp.name)
         if workload == "upload":
             data = job.data
             await c.upload_fileobj(io.BytesIO(data), job.bucket, job.key, Config=cfg)
@@ -360,6 +542,20 @@ async def s3fs_run(job: Job, workload: str) -> Any:
     job.ready()
     path = f"{job.bucket}/{job.key}"
     try:
+        if workload == "tree_up":
+            rels = [rel for rel, _ in tree_files()]
+            await fs._put(
+                [os.path.join(job.tree, r) for r in rels],
+                [f"{job.bucket}/{job.tree_prefix}{r}" for r in rels],
+            )
+            return LaterListing(job.tree_prefix)
+        if workload == "tree_down":
+            keys = [k for k in await fs._find(f"{job.bucket}/tree/")]
+            await fs._get(
+                keys,
+                [os.path.join(job.tmp.name, k[len(job.bucket) + len("/tree/") :]) for k in keys],
+            )
+            return LaterTree(job.tmp.name)
         if workload == "upload":
             data = job.data
             await fs._pipe_file(path, data, chunksize=CHUNK)
@@ -412,6 +608,30 @@ async def obstore_run(job: Job, workload: str) -> Any:
         client_options={"allow_http": True},
     )
     job.ready()
+    if workload.startswith("tree"):
+        tree_sem = asyncio.Semaphore(TREE_CONCURRENCY)
+        if workload == "tree_up":
+            from pathlib import Path
+
+            async def put_file(rel: str) -> None:
+                async with tree_sem:
+                    await obstore.put_async(
+                        store, job.tree_prefix + rel, Path(os.path.join(job.tree, rel))
+                    )
+
+            await asyncio.gather(*(put_file(rel) for rel, _ in tree_files()))
+            return LaterListing(job.tree_prefix)
+        keys = [m["path"] for m in await obstore.list(store, prefix="tree/").collect_async()]
+
+        async def get_file(key: str) -> None:
+            async with tree_sem:
+                data = await (await obstore.get_async(store, key)).bytes_async()
+                await asyncio.to_thread(
+                    write_file, os.path.join(job.tmp.name, key[5:]), bytes(data)
+                )
+
+        await asyncio.gather(*(get_file(k) for k in keys))
+        return LaterTree(job.tmp.name)
     if workload == "upload":
         data = job.data
         await obstore.put_async(store, job.key, data, chunk_size=CHUNK, max_concurrency=CONCURRENCY)
@@ -476,6 +696,34 @@ def boto3_run(job: Job, workload: str) -> Any:
     )
     job.ready()
     b = job.bucket
+    if workload.startswith("tree"):
+        from boto3.s3.transfer import create_transfer_manager
+
+        tree_cfg = TransferConfig(
+            multipart_chunksize=CHUNK, multipart_threshold=CHUNK, max_concurrency=TREE_CONCURRENCY
+        )
+        with create_transfer_manager(c, tree_cfg) as tm:
+            if workload == "tree_up":
+                futures = [
+                    tm.upload(os.path.join(job.tree, rel), b, job.tree_prefix + rel)
+                    for rel, _ in tree_files()
+                ]
+            else:
+                keys = [
+                    item["Key"]
+                    for page in c.get_paginator("list_objects_v2").paginate(
+                        Bucket=b, Prefix="tree/"
+                    )
+                    for item in page.get("Contents", [])
+                ]
+                futures = []
+                for key in keys:
+                    path = os.path.join(job.tmp.name, key[5:])
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    futures.append(tm.download(b, key, path))
+            for future in futures:
+                future.result()
+        return LaterListing(job.tree_prefix) if workload == "tree_up" else LaterTree(job.tmp.name)
     if workload == "upload":
         data = job.data
         c.upload_fileobj(io.BytesIO(data), b, job.key, Config=cfg)
@@ -571,6 +819,10 @@ def main() -> None:
         digest = hashlib.sha256(digest.data).hexdigest()
     elif isinstance(digest, LaterFile):
         digest = file_sha(digest.path)
+    elif isinstance(digest, LaterTree):
+        digest = tree_digest(digest.root)
+    elif isinstance(digest, LaterListing):
+        digest = listing_digest(listing_sizes(endpoint, bucket, digest.prefix))
     job.tmp.cleanup()
     print(
         json.dumps(

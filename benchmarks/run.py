@@ -32,7 +32,17 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 CLIENTS = ["aiokeg", "obstore", "boto3", "aiobotocore", "s3fs", "aioboto3"]
-WORKLOADS = ["upload", "download", "download_file", "stream", "random", "small_up", "small_down"]
+WORKLOADS = [
+    "upload",
+    "download",
+    "download_file",
+    "stream",
+    "random",
+    "small_up",
+    "small_down",
+    "tree_up",
+    "tree_down",
+]
 MiB = 1024 * 1024
 
 
@@ -101,11 +111,14 @@ def start_server(kind: str, workdir: str) -> tuple[str, str, str, Any]:
     return endpoint, access, secret, lambda: rgw.stop(workdir)
 
 
-def seed(endpoint: str, access: str, secret: str, bucket: str, size: int, count: int) -> None:
+def seed(
+    endpoint: str, access: str, secret: str, bucket: str, size: int, count: int, tree: bool
+) -> None:
     import boto3
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
     sys.path.insert(0, HERE)
-    from clients import SMALL, data_of
+    from clients import SMALL, data_of, tree_files, tree_root
 
     c = boto3.client(
         "s3",
@@ -121,6 +134,13 @@ def seed(endpoint: str, access: str, secret: str, bucket: str, size: int, count:
     c.upload_fileobj(__import__("io").BytesIO(data_of(size)), bucket, f"big-{size}")
     for i in range(count):
         c.put_object(Bucket=bucket, Key=f"small/{i}", Body=data_of(SMALL, i))
+    if tree:
+        root = tree_root()
+        with create_transfer_manager(c, TransferConfig(max_concurrency=16)) as tm:
+            for future in [
+                tm.upload(os.path.join(root, rel), bucket, "tree/" + rel) for rel, _ in tree_files()
+            ]:
+                future.result()
 
 
 def python_for(client: str, venvs: str) -> str:
@@ -174,7 +194,9 @@ def measure(
     return result
 
 
-def summarize(rows: list[dict[str, Any]], size: int, count: int) -> list[dict[str, Any]]:
+def summarize(
+    rows: list[dict[str, Any]], size: int, count: int, tree_bytes: int = 0
+) -> list[dict[str, Any]]:
     groups: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["server"], r["latency_ms"], r["workload"], r["client"]), []).append(r)
@@ -190,11 +212,13 @@ def summarize(rows: list[dict[str, Any]], size: int, count: int) -> list[dict[st
             "failed": len(runs) - len(good),
         }
         if good:
-            moved = (
-                size
-                if workload not in ("random", "small_up", "small_down")
-                else (count * 256 * 1024 if workload == "random" else count * 64 * 1024)
-            )
+            moved = {
+                "random": count * 256 * 1024,
+                "small_up": count * 64 * 1024,
+                "small_down": count * 64 * 1024,
+                "tree_up": tree_bytes,
+                "tree_down": tree_bytes,
+            }.get(workload, size)
             mbps = [moved / MiB / r["wall"] for r in good]
             for name, values in (
                 ("mib_s", mbps),
@@ -255,6 +279,7 @@ def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"Machine: {meta['machine']}. Versions: {meta['versions']}.",
         f"Object {meta['size_mib']} MiB; {meta['count']} small objects / range reads; "
+        f"tree of {meta.get('tree_files', '?')} files ({meta.get('tree_mib', '?')} MiB); "
         f"{meta['rounds']} interleaved rounds; medians (min–max).",
         "Each client's clock starts once its client is created (imports and client "
         "creation are a process's one-time cost; creation is shown as setup CPU).",
@@ -334,7 +359,8 @@ def main() -> None:
     parser.add_argument("--latencies", default="0,20", help="ms added per request")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--tree-files", type=int, default=1000)
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
@@ -347,9 +373,16 @@ def main() -> None:
             16,
             20,
         )
+        args.tree_files = 20
         args.out = os.path.join(tempfile.mkdtemp(prefix="aiokeg-bench-"))
     clients = args.clients.split(",")
     workloads = args.workloads.split(",")
+    # The client processes read the tree's size from the environment.
+    os.environ["BENCH_TREE_FILES"] = str(args.tree_files)
+    sys.path.insert(0, HERE)
+    from clients import tree_files
+
+    tree_bytes = sum(size for _, size in tree_files(args.tree_files))
     venvs = os.path.join(ROOT, ".bench")
     os.makedirs(venvs, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -358,7 +391,15 @@ def main() -> None:
         endpoint, access, secret, stop = start_server(server, workdir)
         try:
             bucket = "bench"
-            seed(endpoint, access, secret, bucket, args.size_mib * MiB, args.count)
+            seed(
+                endpoint,
+                access,
+                secret,
+                bucket,
+                args.size_mib * MiB,
+                args.count,
+                any(w.startswith("tree") for w in workloads),
+            )
             port = int(endpoint.rsplit(":", 1)[1])
             for latency in (int(x) for x in args.latencies.split(",")):
                 proxy = LatencyProxy(("127.0.0.1", port), latency / 1000) if latency else None
@@ -394,7 +435,7 @@ def main() -> None:
         finally:
             stop()
             shutil.rmtree(workdir, ignore_errors=True)
-    table = summarize(rows, args.size_mib * MiB, args.count)
+    table = summarize(rows, args.size_mib * MiB, args.count, tree_bytes)
     versions = {}
     for name in ("aiokeg", "aiobotocore", "botocore", "boto3", "s3fs", "obstore"):
         with contextlib.suppress(Exception):
@@ -405,6 +446,8 @@ def main() -> None:
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
         "size_mib": args.size_mib,
         "count": args.count,
+        "tree_files": args.tree_files,
+        "tree_mib": round(tree_bytes / MiB, 1),
         "rounds": args.rounds,
     }
     os.makedirs(args.out, exist_ok=True)

@@ -527,3 +527,17 @@ async def test_lost_create_answer_leaves_no_orphaned_upload(
     assert len(faults.ops("CreateMultipartUpload")) == 2
     assert await get_bytes(raw_s3, bucket, "orphan") == data
     assert await list_uploads(raw_s3, bucket) == []
+
+
+async def test_buffers_reused_after_write_do_not_change_what_is_sent(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str
+) -> None:
+    """Bytes are kept without a copy; a mutable buffer is copied before write() returns."""
+    original = payload(7 * MiB)
+    buffer = bytearray(original)
+    async with s3.open("reused", "wb") as f:
+        await f.write(memoryview(buffer).toreadonly()[: 3 * MiB])
+        await f.write(buffer[3 * MiB :])
+        buffer[:] = bytes(len(buffer))  # the caller reuses its buffer
+        await f.write(b"tail")
+    assert await get_bytes(raw_s3, bucket, "reused") == original + b"tail"

@@ -153,7 +153,7 @@ async def copy_many(
     *,
     max_bytes_in_flight: int = DEFAULT_BUDGET,
     chunk_size: int | None = None,
-    per_file_concurrency: int = 2,
+    per_file_concurrency: int = 8,
     max_files: int = 32,
     fail_fast: bool = False,
     on_progress: ProgressHandler | None = None,

@@ -25,14 +25,14 @@ T = TypeVar("T")
 _THREAD_HASH_MIN = 256 * 1024
 
 
-async def md5_of(data: bytes | bytearray) -> bytes:
+async def md5_of(data: bytes | bytearray | memoryview) -> bytes:
     """MD5 digest of ``data``, off the event loop for large buffers."""
     if len(data) < _THREAD_HASH_MIN:
         return hashlib.md5(data, usedforsecurity=False).digest()
     return await asyncio.to_thread(_md5, data)
 
 
-def _md5(data: bytes | bytearray) -> bytes:
+def _md5(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.md5(data, usedforsecurity=False).digest()
 
 

@@ -132,7 +132,7 @@ class _BytesBody(aiohttp.payload.Payload):
     _autoclose = True
     _STEP = 1024 * 1024
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | memoryview) -> None:
         super().__init__(data)
         self._size = len(data)
 
@@ -258,7 +258,7 @@ class DataPath:
         *,
         Bucket: str,
         Key: str,
-        Body: io.BytesIO | bytes,
+        Body: io.BytesIO | bytes | memoryview,
         ContentLength: int,
         ContentMD5: str | None = None,
         IfNoneMatch: str | None = None,
@@ -288,7 +288,7 @@ class DataPath:
         Key: str,
         UploadId: str,
         PartNumber: int,
-        Body: io.BytesIO | bytes,
+        Body: io.BytesIO | bytes | memoryview,
         ContentLength: int,
         ContentMD5: str | None = None,
     ) -> dict[str, Any]:
@@ -310,7 +310,7 @@ class DataPath:
         key: str,
         query: tuple[tuple[str, str], ...],
         headers: dict[str, str],
-        body: io.BytesIO | bytes | None = None,
+        body: io.BytesIO | bytes | memoryview | None = None,
     ) -> aiohttp.ClientResponse:
         if bucket != self.bucket:
             raise ValueError(f"this data path serves bucket {self.bucket!r}, not {bucket!r}")

@@ -14,6 +14,7 @@ from .._files import AsyncWriter
 from .._validate import TransferSettings
 from ._client import S3Context, content_md5, md5_of
 from ._errors import IntegrityError
+from ._http import DataPath
 from ._parts import MAX_OBJECT_SIZE, MAX_PARTS, PartSizer
 from ._retry import logger
 
@@ -61,10 +62,11 @@ class AsyncS3Writer(AsyncWriter):
         self._settings = settings
         self._sizer = PartSizer(settings.chunk_size, size_hint)
         self._part_size = self._sizer.size(1)
-        # A BytesIO grows in place and hands over its bytes without a copy
-        # (getvalue()); each attempt then sends a BytesIO sharing those bytes,
-        # which aiohttp streams without blocking the loop.
-        self._buffer = io.BytesIO()
+        # The part being filled: views of the caller's bytes (immutable, so
+        # kept without a copy) or copies of mutable buffers. A part made of one
+        # piece is sent as it is; several are joined once.
+        self._pending: list[bytes | memoryview] = []
+        self._pending_size = 0
         self._next_part = 1
         self._upload_id: str | None = None
         self._etags: dict[int, str] = {}
@@ -94,12 +96,16 @@ class AsyncS3Writer(AsyncWriter):
             )
         while data:
             self._raise_if_failed()
-            room = self._part_size - self._buffer.tell()
+            room = self._part_size - self._pending_size
             if room == 0:
                 # Only now is it known that the object needs more than this part.
                 await self._send_part()
                 continue
-            self._buffer.write(data[:room])
+            piece: bytes | memoryview = data[:room]
+            if not isinstance(data.obj, bytes):
+                piece = bytes(piece)  # the caller may reuse its buffer after write()
+            self._pending.append(piece)
+            self._pending_size += len(piece)
             data = data[room:]
 
     def _raise_if_failed(self) -> None:
@@ -120,7 +126,7 @@ class AsyncS3Writer(AsyncWriter):
             await self._create_upload()
         # Large parts (objects past 900 parts) take several slots, so the
         # bytes in flight stay within max_concurrency × chunk_size.
-        size = self._buffer.tell()
+        size = self._pending_size
         cost = min(self._settings.max_concurrency, -(-size // self._settings.chunk_size))
         taken = 0
         try:
@@ -132,12 +138,18 @@ class AsyncS3Writer(AsyncWriter):
             for _ in range(taken):
                 self._slots.release()
             raise
-        data, self._buffer = self._buffer.getvalue(), io.BytesIO()
+        data = self._take_pending()
         self._next_part += 1
         self._part_size = self._sizer.size(self._next_part)
         task = asyncio.create_task(self._upload_part(part_number, data, cost))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _take_pending(self) -> bytes | memoryview:
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        if len(pending) == 1:
+            return pending[0]
+        return b"".join(pending)
 
     async def _create_upload(self) -> None:
         attempts = 0
@@ -159,7 +171,7 @@ class AsyncS3Writer(AsyncWriter):
         self._upload_id = str(response["UploadId"])
         logger.debug("started multipart upload %s for %s", self._upload_id, self._where)
 
-    async def _upload_part(self, part_number: int, data: bytes, cost: int) -> None:
+    async def _upload_part(self, part_number: int, data: bytes | memoryview, cost: int) -> None:
         try:
             digest = await md5_of(data) if self._s3.verify_md5 else None
             extra: dict[str, Any] = {"ContentMD5": content_md5(digest)} if digest else {}
@@ -170,7 +182,7 @@ class AsyncS3Writer(AsyncWriter):
                     Key=self.name,
                     UploadId=self._upload_id,
                     PartNumber=part_number,
-                    Body=io.BytesIO(data),
+                    Body=_body_for(client, data),
                     ContentLength=len(data),
                     **extra,
                 )
@@ -199,7 +211,7 @@ class AsyncS3Writer(AsyncWriter):
         if self._upload_id is None:
             await self._put_object()
             return
-        if self._buffer.tell():
+        if self._pending_size:
             await self._send_part()
         while self._tasks:
             await asyncio.gather(*self._tasks)
@@ -207,7 +219,7 @@ class AsyncS3Writer(AsyncWriter):
         await self._complete()
 
     async def _put_object(self) -> None:
-        data, self._buffer = self._buffer.getvalue(), io.BytesIO()
+        data = self._take_pending()
         digest = await md5_of(data) if self._s3.verify_md5 else None
         params: dict[str, Any] = dict(self._extra)
         if digest is not None:
@@ -219,7 +231,10 @@ class AsyncS3Writer(AsyncWriter):
 
         async def once(client: Any) -> None:
             response = await client.put_object(
-                Bucket=self._s3.bucket, Body=io.BytesIO(data), ContentLength=len(data), **params
+                Bucket=self._s3.bucket,
+                Body=_body_for(client, data),
+                ContentLength=len(data),
+                **params,
             )
             try:
                 _check_etag(response, digest, self._where)
@@ -313,7 +328,7 @@ class AsyncS3Writer(AsyncWriter):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._buffer = io.BytesIO()
+        self._take_pending()
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             await _abort_upload(self._s3, self.name, upload_id, self._settings.max_attempts)
@@ -378,6 +393,11 @@ async def _abort_upload(s3: S3Context, key: str, upload_id: str, max_attempts: i
         )
     else:
         logger.debug("aborted multipart upload %s of s3://%s/%s", upload_id, s3.bucket, key)
+
+
+def _body_for(client: Any, data: bytes | memoryview) -> bytes | memoryview | io.BytesIO:
+    """The data path sends ``data`` as it is; botocore wants a file object."""
+    return data if isinstance(client, DataPath) else io.BytesIO(data)
 
 
 def _check_etag(response: dict[str, Any], digest: bytes | None, what: str) -> None:
