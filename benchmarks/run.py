@@ -195,7 +195,7 @@ def measure(
 
 
 def summarize(
-    rows: list[dict[str, Any]], size: int, count: int, tree_bytes: int = 0
+    rows: list[dict[str, Any]], size: int, count: int, tree_bytes: int = 0, reads: int = 500
 ) -> list[dict[str, Any]]:
     groups: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
     for r in rows:
@@ -213,7 +213,7 @@ def summarize(
         }
         if good:
             moved = {
-                "random": count * 256 * 1024,
+                "random": reads * 256 * 1024,
                 "small_up": count * 64 * 1024,
                 "small_down": count * 64 * 1024,
                 "tree_up": tree_bytes,
@@ -240,7 +240,8 @@ def per_request(t: dict[str, Any], meta: dict[str, Any]) -> str:
     """Client CPU per request of the many-request workloads, in ms."""
     if t["workload"] not in ("random", "small_up", "small_down"):
         return "–"
-    return f"{t['cpu'] * 1000 / meta['count']:.2f}"
+    requests = meta.get("reads", meta["count"]) if t["workload"] == "random" else meta["count"]
+    return f"{t['cpu'] * 1000 / requests:.2f}"
 
 
 def versus(table: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
@@ -278,7 +279,8 @@ def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"# Benchmark results ({meta['date']})",
         "",
         f"Machine: {meta['machine']}. Versions: {meta['versions']}.",
-        f"Object {meta['size_mib']} MiB; {meta['count']} small objects / range reads; "
+        f"Object {meta['size_mib']} MiB; {meta['count']} small objects; "
+        f"{meta.get('reads', meta['count'])} random 256 KiB reads; "
         f"tree of {meta.get('tree_files', '?')} files ({meta.get('tree_mib', '?')} MiB); "
         f"{meta['rounds']} interleaved rounds; medians (min–max).",
         "Each client's clock starts once its client is created (imports and client "
@@ -361,6 +363,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--tree-files", type=int, default=1000)
+    parser.add_argument("--reads", type=int, default=500, help="random 256 KiB reads")
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
@@ -374,11 +377,13 @@ def main() -> None:
             20,
         )
         args.tree_files = 20
+        args.reads = 20
         args.out = os.path.join(tempfile.mkdtemp(prefix="aiokeg-bench-"))
     clients = args.clients.split(",")
     workloads = args.workloads.split(",")
     # The client processes read the tree's size from the environment.
     os.environ["BENCH_TREE_FILES"] = str(args.tree_files)
+    os.environ["BENCH_READS"] = str(args.reads)
     sys.path.insert(0, HERE)
     from clients import tree_files
 
@@ -435,7 +440,7 @@ def main() -> None:
         finally:
             stop()
             shutil.rmtree(workdir, ignore_errors=True)
-    table = summarize(rows, args.size_mib * MiB, args.count, tree_bytes)
+    table = summarize(rows, args.size_mib * MiB, args.count, tree_bytes, args.reads)
     versions = {}
     for name in ("aiokeg", "aiobotocore", "botocore", "boto3", "s3fs", "obstore"):
         with contextlib.suppress(Exception):
@@ -447,6 +452,7 @@ def main() -> None:
         "size_mib": args.size_mib,
         "count": args.count,
         "tree_files": args.tree_files,
+        "reads": args.reads,
         "tree_mib": round(tree_bytes / MiB, 1),
         "rounds": args.rounds,
     }
