@@ -349,23 +349,28 @@ class _LocalWriter(AsyncWriter):
         super().__init__(key)
         self._storage = storage
         self._target = target
-        self._buffer = bytearray()
+        # Views of the caller's bytes (immutable: no copy), copies of anything else.
+        self._pending: list[bytes | memoryview] = []
+        self._pending_size = 0
 
     async def _write(self, data: memoryview) -> None:
-        self._buffer += data
-        if len(self._buffer) >= _WRITE_BUFFER:
-            buffer, self._buffer = self._buffer, bytearray()
-            await self._target.write(buffer)
+        self._pending.append(data if isinstance(data.obj, bytes) else bytes(data))
+        self._pending_size += len(data)
+        if self._pending_size >= _WRITE_BUFFER:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        parts, self._pending, self._pending_size = self._pending, [], 0
+        await self._target.write_parts(parts)
 
     async def _commit(self) -> None:
         with self._storage._errors(self.name, "close"):
-            if self._buffer:
-                buffer, self._buffer = self._buffer, bytearray()
-                await self._target.write(buffer)
+            if self._pending:
+                await self._flush()
             await self._target.commit()
 
     async def _abort(self) -> None:
-        self._buffer = bytearray()
+        self._pending, self._pending_size = [], 0
         await self._target.discard()
 
     def _leak_cleanup(self) -> None:

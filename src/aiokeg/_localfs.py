@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
+import random
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -27,7 +27,9 @@ def is_temp_name(name: str) -> bool:
 
 def _temp_path(dest: str) -> str:
     folder, base = os.path.split(dest)
-    return os.path.join(folder, f".{base}{TEMP_MARKER}{secrets.token_hex(6)}.tmp")
+    # Not a secret, only unlikely to collide (the file is created with O_EXCL):
+    # the random module spares a getrandom() call per file.
+    return os.path.join(folder, f".{base}{TEMP_MARKER}{random.getrandbits(48):012x}.tmp")
 
 
 class AtomicLocalFile:
@@ -75,6 +77,11 @@ class AtomicLocalFile:
         """Append ``data``."""
         await self.pwrite(data, self._offset)
         self._offset += len(data)
+
+    async def write_parts(self, parts: Sequence[bytes | memoryview]) -> None:
+        """Append ``parts`` one after the other, in one worker-thread call."""
+        await self.pwrite_parts(parts, self._offset)
+        self._offset += sum(len(p) for p in parts)
 
     async def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None:
         """Write ``data`` at ``offset`` (for ranges that arrive out of order)."""

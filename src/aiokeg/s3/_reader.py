@@ -22,7 +22,7 @@ from ._errors import error_code
 
 __all__ = ["INITIAL_WINDOW", "OPEN_WINDOW", "AsyncS3Reader", "Chunks", "fetch_range", "open_object"]
 
-#: Bytes fetched by the first read after a seek; the window doubles from
+#: Bytes fetched by the first read after a seek; the window quadruples from
 #: here while reading stays sequential.
 INITIAL_WINDOW = 128 * 1024
 #: Bytes the GET sent at open asks for (at most ``chunk_size``): objects up
@@ -183,8 +183,9 @@ class AsyncS3Reader(AsyncReader):
 
     **Prefetch.** The first read after opening or seeking fetches what it
     needs (at least 128 KiB). While reads stay sequential the read-ahead
-    window doubles, up to ``max_concurrency`` ranged GETs of ``chunk_size``
-    in flight ahead of the position, like an operating system's read-ahead.
+    window quadruples with each range consumed, up to ``max_concurrency``
+    ranged GETs of ``chunk_size`` in flight ahead of the position, like an
+    operating system's read-ahead.
     A seek outside the window cancels what it no longer needs and starts
     small again, so random access fetches little more than it reads.
     Objects up to ``chunk_size`` are fetched with one GET. Memory stays
@@ -220,6 +221,7 @@ class AsyncS3Reader(AsyncReader):
             done.set_result(Chunks([first]))
             self._segments.append(_Segment(0, len(first), done))
             self._next = len(first)
+            self._window = max(INITIAL_WINDOW, len(first))
 
     async def _read_at(self, offset: int, size: int) -> bytes:
         sequential = offset == self._last_end
@@ -263,7 +265,7 @@ class AsyncS3Reader(AsyncReader):
             if pos >= segment.end:
                 self._segments.popleft()
                 if sequential:
-                    self._window = min(self._window * 2, self._max_window)
+                    self._window = min(self._window * 4, self._max_window)
         self._last_end = end
         if sequential:
             self._prefetch(end, end + self._window, end, True)
