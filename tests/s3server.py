@@ -12,9 +12,12 @@ prints ``PORT <n>`` and serves until killed.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import io
+import re
 import socket
 import struct
 import threading
@@ -121,9 +124,21 @@ class FaultLayer:
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self.response_bytes: Counter[str] = Counter()
+        #: Answer like an encrypting server: every ETag is an opaque token
+        #: (32 hex digits, consistent for one stored object, not an MD5).
+        #: ``"announced"`` adds ``x-amz-server-side-encryption: aws:kms`` as
+        #: AWS does for SSE-KMS; ``"silent"`` says nothing (as some
+        #: S3-compatible servers do). ``None``: moto's own MD5 ETags.
+        self.opaque_etags: str | None = None
+        #: Reject a body whose ``Content-MD5`` does not match with 400 BadDigest,
+        #: before storing it, as AWS and Ceph RGW do (moto checks nothing).
+        self.check_md5 = False
+        self._real_etags: dict[str, str] = {}
 
     def reset(self) -> None:
         with self.lock:
+            self.opaque_etags = None
+            self.check_md5 = False
             self.faults.clear()
             self.requests.clear()
             self.in_flight.clear()
@@ -175,6 +190,16 @@ class FaultLayer:
                 if body:
                     body[len(body) // 2] ^= 0xFF
                 environ["wsgi.input"] = io.BytesIO(bytes(body))
+            if self.check_md5 and environ.get("HTTP_CONTENT_MD5"):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length)
+                environ["wsgi.input"] = io.BytesIO(body)
+                digest = base64.b64encode(hashlib.md5(body).digest()).decode()
+                if digest != environ["HTTP_CONTENT_MD5"]:
+                    fault = Fault(op=op, status=400, code="BadDigest")
+            if self.opaque_etags:
+                self._etags_to_real(environ, op)
+                start_response = self._opaque_start(start_response)
             if fault is not None and fault.status is not None:
                 if environ.get("CONTENT_LENGTH"):
                     environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
@@ -188,6 +213,8 @@ class FaultLayer:
                 )
                 return [payload]
             result = self.app(environ, start_response)
+            if self.opaque_etags and op in _XML_WITH_ETAGS:
+                result = [_ETAG_XML.sub(self._opaque_xml, b"".join(_consumed(result)))]
             if fault is not None and fault.reset:
                 _consume(result)
                 _reset(environ)
@@ -198,6 +225,53 @@ class FaultLayer:
             with self.lock:
                 self.in_flight[op] -= 1
                 record["end"] = time.monotonic()
+
+    # -- opaque ETags --------------------------------------------------------------
+    def _opaque(self, real: str) -> str:
+        """The opaque token standing for moto's ETag ``real`` (quotes kept)."""
+        bare = real.strip('"')
+        digest, dash, parts = bare.partition("-")
+        token = hashlib.md5(b"opaque|" + digest.encode()).hexdigest() + dash + parts
+        with self.lock:
+            self._real_etags[token] = bare
+        return real.replace(bare, token)
+
+    def _real(self, value: str) -> str:
+        """moto's ETag for an opaque token; an unknown value never matches."""
+        if value.strip() == "*":
+            return value
+        bare = value.strip().strip('"')
+        with self.lock:
+            return f'"{self._real_etags.get(bare, "0" * 32)}"'
+
+    def _opaque_xml(self, match: re.Match[bytes]) -> bytes:
+        token = self._opaque(match.group(3).decode()).encode()
+        return _rebuild(match, token)
+
+    def _real_xml(self, match: re.Match[bytes]) -> bytes:
+        return _rebuild(match, self._real(match.group(3).decode()).strip('"').encode())
+
+    def _etags_to_real(self, environ: Environ, op: str) -> None:
+        for header in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_X_AMZ_COPY_SOURCE_IF_MATCH"):
+            if header in environ:
+                environ[header] = self._real(environ[header])
+        if op == "CompleteMultipartUpload":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = _ETAG_XML.sub(self._real_xml, environ["wsgi.input"].read(length))
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+
+    def _opaque_start(self, start_response: StartResponse) -> StartResponse:
+        def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            headers = [
+                (name, self._opaque(value) if name.lower() == "etag" else value)
+                for name, value in headers
+            ]
+            if self.opaque_etags == "announced":
+                headers.append(("x-amz-server-side-encryption", "aws:kms"))
+            return start_response(status, headers, *args)
+
+        return start
 
     def _count(self, result: Iterable[bytes], op: str) -> Iterator[bytes]:
         try:
@@ -231,6 +305,35 @@ class FaultLayer:
         # Headers and `limit` bytes are out; drop the connection so the client
         # sees a body cut short of its Content-Length.
         _reset(environ)
+
+
+#: Responses whose XML body carries ETags (rewritten when ETags are opaque).
+_XML_WITH_ETAGS = {
+    "CompleteMultipartUpload",
+    "ListObjects",
+    "ListParts",
+    "CopyObject",
+    "UploadPartCopy",
+}
+_ETAG_XML = re.compile(
+    rb"(<ETag>)(&quot;|&#34;|\")?([0-9a-fA-F]{32}(?:-\d+)?)(&quot;|&#34;|\")?(</ETag>)"
+)
+
+
+def _rebuild(match: re.Match[bytes], etag: bytes) -> bytes:
+    """An ``<ETag>`` element of ``match`` holding ``etag`` instead, quoted as it was."""
+    return (
+        match.group(1) + (match.group(2) or b"") + etag + (match.group(4) or b"") + match.group(5)
+    )
+
+
+def _consumed(result: Iterable[bytes]) -> Iterator[bytes]:
+    try:
+        yield from result
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
 
 
 def _consume(result: Iterable[bytes]) -> None:

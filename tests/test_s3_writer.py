@@ -376,17 +376,6 @@ async def test_single_put_damaged_in_flight_is_replaced_with_the_right_bytes(
     assert await get_bytes(raw_s3, bucket, "small-intact") == data
 
 
-async def test_single_put_damaged_every_time_leaves_no_damaged_object(
-    make_s3: Any, raw_s3: Any, bucket: str, faults: FaultLayer
-) -> None:
-    s3 = make_s3(max_attempts=2)
-    faults.add(Fault(op="PutObject", corrupt_request=True, times=-1))
-    with pytest.raises(TransferError):
-        async with s3.open("small-corrupt", "wb") as f:
-            await f.write(payload(1000))
-    await assert_absent(raw_s3, bucket, "small-corrupt")
-
-
 async def test_md5_check_can_be_turned_off(
     make_s3: Any, raw_s3: Any, bucket: str, faults: FaultLayer
 ) -> None:

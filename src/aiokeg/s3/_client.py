@@ -77,6 +77,10 @@ class S3Context:
         self.closed = False
         #: Requests repeated after a retryable failure, over this storage's life.
         self.retries = 0
+        #: Whether the server refuses a body whose Content-MD5 does not match
+        #: (None until an ETag mismatch made aiokeg find out; see _integrity).
+        self.server_checks_md5: bool | None = None
+        self.probe_lock = asyncio.Lock()
 
     def policy(self, max_attempts: int) -> RetryPolicy:
         """The retry policy of a request allowed ``max_attempts`` tries."""

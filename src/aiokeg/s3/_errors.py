@@ -58,7 +58,14 @@ _TRANSIENT = (
 
 
 class IntegrityError(Exception):
-    """What the server reports does not match what was sent (checked by aiokeg)."""
+    """What the server reports does not match what was sent (checked by aiokeg).
+
+    ``etag`` is the ETag of the version the server now holds, if it stored one.
+    """
+
+    def __init__(self, message: str, *, etag: str | None = None) -> None:
+        super().__init__(message)
+        self.etag = etag
 
 
 def error_code(exc: BaseException) -> tuple[str, int]:

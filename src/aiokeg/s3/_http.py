@@ -279,7 +279,7 @@ class DataPath:
                 headers[name] = value
         response = await self._send("PUT", "PutObject", Bucket, Key, (), headers, Body)
         response.release()
-        return {"ETag": response.headers.get("ETag", "")}
+        return _upload_fields(response)
 
     async def upload_part(
         self,
@@ -299,7 +299,7 @@ class DataPath:
         query = (("partNumber", str(PartNumber)), ("uploadId", UploadId))
         response = await self._send("PUT", "UploadPart", Bucket, Key, query, headers, Body)
         response.release()
-        return {"ETag": response.headers.get("ETag", "")}
+        return _upload_fields(response)
 
     # -- transport ---------------------------------------------------------------
     async def _send(
@@ -356,6 +356,21 @@ async def _raise_for(response: aiohttp.ClientResponse, operation: str) -> None:
     )
 
 
+#: Response headers that say how an object is encrypted (its ETag may then be opaque).
+_SSE_FIELDS = (
+    ("ServerSideEncryption", "x-amz-server-side-encryption"),
+    ("SSECustomerAlgorithm", "x-amz-server-side-encryption-customer-algorithm"),
+)
+
+
+def _upload_fields(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    fields: dict[str, Any] = {"ETag": response.headers.get("ETag", "")}
+    for field, header in _SSE_FIELDS:
+        if header in response.headers:
+            fields[field] = response.headers[header]
+    return fields
+
+
 def _object_fields(response: aiohttp.ClientResponse) -> dict[str, Any]:
     headers = response.headers
     fields: dict[str, Any] = {
@@ -372,6 +387,7 @@ def _object_fields(response: aiohttp.ClientResponse) -> dict[str, Any]:
         ("ContentEncoding", "Content-Encoding"),
         ("ContentDisposition", "Content-Disposition"),
         ("CacheControl", "Cache-Control"),
+        *_SSE_FIELDS,
     ):
         if header in headers:
             fields[field] = headers[header]

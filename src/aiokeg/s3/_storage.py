@@ -75,9 +75,11 @@ class AsyncS3Storage(AsyncStorage):
         retry_base_delay: first backoff bound in seconds (doubles per attempt,
             full jitter, capped by ``retry_max_delay``).
         retry_max_delay: largest backoff bound in seconds.
-        verify_md5: check each uploaded part's ETag against the MD5 of the
-            bytes sent (and send ``Content-MD5``). Turn off for servers whose
-            ETags are not MD5s (SSE-KMS, SSE-C).
+        verify_md5: send ``Content-MD5`` with every upload (servers that
+            validate it refuse a damaged body) and, where an ETag can be an
+            MD5, compare it with the bytes sent. ETags of SSE-KMS and SSE-C
+            objects are recognised as opaque and never compared; no
+            integrity verdict deletes an object (see the guarantees page).
         multipart_copy_threshold: ``copy`` of larger objects uses concurrent
             ``UploadPartCopy`` (S3's ``CopyObject`` stops at 5 GiB).
         session: an existing ``aiobotocore`` session to create the client from.

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from .._errors import ObjectExistsError, ObjectNotFoundError, StorageError, TransferError
@@ -15,10 +14,20 @@ from .._validate import TransferSettings
 from ._client import S3Context, content_md5, md5_of
 from ._errors import IntegrityError
 from ._http import DataPath
+from ._integrity import check_upload
 from ._parts import MAX_OBJECT_SIZE, MAX_PARTS, PartSizer
 from ._retry import logger
 
 __all__ = ["AsyncS3Writer"]
+
+#: Parameters of CreateMultipartUpload that UploadPart must carry too.
+_PART_PARAMS = {
+    "SSECustomerAlgorithm",
+    "SSECustomerKey",
+    "SSECustomerKeyMD5",
+    "RequestPayer",
+    "ExpectedBucketOwner",
+}
 
 
 class AsyncS3Writer(AsyncWriter):
@@ -59,6 +68,10 @@ class AsyncS3Writer(AsyncWriter):
         self._s3 = s3
         self._exclusive = exclusive
         self._extra = dict(extra_args)
+        # What every part must repeat of the create's parameters (SSE-C keys
+        # above all: AWS refuses a part of an SSE-C upload without them). The
+        # data path does not send these; botocore does.
+        self._part_params = {k: v for k, v in self._extra.items() if k in _PART_PARAMS}
         self._settings = settings
         self._sizer = PartSizer(settings.chunk_size, size_hint)
         self._part_size = self._sizer.size(1)
@@ -172,11 +185,11 @@ class AsyncS3Writer(AsyncWriter):
         logger.debug("started multipart upload %s for %s", self._upload_id, self._where)
 
     async def _upload_part(self, part_number: int, data: bytes | memoryview, cost: int) -> None:
+        what = f"part {part_number} of {self._where}"
         try:
             digest = await md5_of(data) if self._s3.verify_md5 else None
-            extra: dict[str, Any] = {"ContentMD5": content_md5(digest)} if digest else {}
 
-            async def once(client: Any) -> dict[str, Any]:
+            async def send(client: Any, md5: str | None) -> dict[str, Any]:
                 response: dict[str, Any] = await client.upload_part(
                     Bucket=self._s3.bucket,
                     Key=self.name,
@@ -184,13 +197,23 @@ class AsyncS3Writer(AsyncWriter):
                     PartNumber=part_number,
                     Body=_body_for(client, data),
                     ContentLength=len(data),
-                    **extra,
+                    **({"ContentMD5": md5} if md5 else {}),
+                    **self._part_params,
                 )
-                _check_etag(response, digest, f"part {part_number} of {self._where}")
                 return response
 
+            async def once(client: Any) -> Mapping[str, Any]:
+                response = await send(client, content_md5(digest) if digest else None)
+                return await check_upload(
+                    self._s3, response, digest, what, lambda md5: send(client, md5), self._extra
+                )
+
             response = await self._s3.run(
-                "UploadPart", self.name, once, max_attempts=self._settings.max_attempts, data=True
+                "UploadPart",
+                self.name,
+                once,
+                max_attempts=self._settings.max_attempts,
+                data=not self._part_params,
             )
             self._etags[part_number] = str(response["ETag"])
             if digest is not None:
@@ -222,27 +245,40 @@ class AsyncS3Writer(AsyncWriter):
         data = self._take_pending()
         digest = await md5_of(data) if self._s3.verify_md5 else None
         params: dict[str, Any] = dict(self._extra)
-        if digest is not None:
-            params["ContentMD5"] = content_md5(digest)
         if self._exclusive:
             params["IfNoneMatch"] = "*"
-
         params["Key"] = self.name
 
-        async def once(client: Any) -> None:
-            response = await client.put_object(
+        async def send(client: Any, md5: str | None, pin: str | None = None) -> dict[str, Any]:
+            sent = dict(params)
+            if md5:
+                sent["ContentMD5"] = md5
+            if pin is not None:
+                sent.pop("IfNoneMatch", None)
+                sent["IfMatch"] = pin
+            response: dict[str, Any] = await client.put_object(
                 Bucket=self._s3.bucket,
                 Body=_body_for(client, data),
                 ContentLength=len(data),
-                **params,
+                **sent,
             )
+            return response
+
+        async def once(client: Any) -> None:
+            response = await send(client, content_md5(digest) if digest else None)
+
+            def probe(md5: str) -> Awaitable[dict[str, Any]]:
+                # Pinned to the version this very request stored.
+                return send(client, md5, str(response["ETag"]))
+
             try:
-                _check_etag(response, digest, self._where)
-            except IntegrityError:
-                # The damaged body was published: the retry replaces exactly that
-                # version (and an exclusive create must not trip over it).
+                await check_upload(self._s3, response, digest, self._where, probe, self._extra)
+            except IntegrityError as exc:
+                # The damaged body is published: a retry replaces exactly the
+                # version aiokeg itself stored (and an exclusive create must not
+                # trip over it), never another writer's.
                 params.pop("IfNoneMatch", None)
-                params["IfMatch"] = response["ETag"]
+                params["IfMatch"] = exc.etag or str(response["ETag"])
                 raise
 
         try:
@@ -254,18 +290,40 @@ class AsyncS3Writer(AsyncWriter):
                 exclusive=self._exclusive,
                 data=await self._s3.can_put(self._extra),
             )
-        except TransferError:
+        except TransferError as exc:
             if "IfMatch" in params:
-                await self._delete_damaged(params["IfMatch"])
+                raise await self._damaged(params["IfMatch"], exc) from exc
             raise
 
-    async def _delete_damaged(self, etag: str) -> None:
-        with contextlib.suppress(StorageError):
-            await self._s3.call(
-                "delete_object", self.name, max_attempts=self._settings.max_attempts, IfMatch=etag
-            )
-        logger.warning(
-            "%s: the server kept damaging the body; the damaged object was removed", self._where
+    async def _damaged(self, etag: str, exc: TransferError) -> TransferError:
+        """The error for a body the server damaged on every attempt (already published).
+
+        Only an exclusive create removes it: then nothing was there before
+        and the version carrying ``etag`` is aiokeg's own. Otherwise it
+        replaced the caller's previous object, and deleting it is the
+        caller's decision, not an integrity check's.
+        """
+        fate = "it was left in place: write it again, or delete it"
+        if self._exclusive:
+            try:
+                await self._s3.call(
+                    "delete_object",
+                    self.name,
+                    max_attempts=self._settings.max_attempts,
+                    IfMatch=etag,
+                )
+                fate = "it was removed (mode 'xb': nothing was there before)"
+            except StorageError:
+                fate = "removing it failed: delete it"
+        return TransferError(
+            f"{self._where}: the server stored a damaged body on every one of "
+            f"{exc.attempts or self._settings.max_attempts} attempt(s) (MD5 of what it "
+            f"holds differs from the bytes sent); the object holds that damaged upload "
+            f"(ETag {etag}) and {fate}",
+            bucket=self._s3.bucket,
+            key=self.name,
+            operation="PutObject",
+            attempts=exc.attempts,
         )
 
     async def _complete(self) -> None:
@@ -398,18 +456,6 @@ async def _abort_upload(s3: S3Context, key: str, upload_id: str, max_attempts: i
 def _body_for(client: Any, data: bytes | memoryview) -> bytes | memoryview | io.BytesIO:
     """The data path sends ``data`` as it is; botocore wants a file object."""
     return data if isinstance(client, DataPath) else io.BytesIO(data)
-
-
-def _check_etag(response: dict[str, Any], digest: bytes | None, what: str) -> None:
-    if digest is None:
-        return
-    etag = str(response.get("ETag", "")).strip('"')
-    if etag != digest.hex():
-        raise IntegrityError(
-            f"{what}: the server stored a body whose MD5 ({etag or 'none'}) is not that of "
-            f"the bytes sent ({digest.hex()}); the body was damaged in flight. If the bucket "
-            "uses SSE-KMS or another server where ETags are not MD5s, pass verify_md5=False"
-        )
 
 
 def _part_error(exc: Exception, bucket: str, key: str, part_number: int) -> StorageError:
