@@ -137,3 +137,48 @@ async def test_small_files_share_the_budget_by_their_size(
     assert faults.max_in_flight["PutObject"] == expected
     async with s3.open("f7", "rb") as f:
         assert await f.read() == files["f7"]
+
+
+@pytest.fixture(scope="module")
+def other_service() -> Any:
+    """A second, separate S3 service (moto on its own port), for cross-service copies."""
+    from s3server import S3TestServer
+
+    server = S3TestServer().start()
+    yield server
+    server.stop()
+
+
+async def test_copy_between_services_keeps_headers_and_metadata(
+    other_service: Any, s3: AsyncS3Storage, raw_s3: Any, bucket: str
+) -> None:
+    """moto -> the suite's server (moto, or Ceph RGW in `nox -s rgw`): HEADs agree."""
+    from conftest import ACCESS_KEY, SECRET_KEY
+
+    stored = {
+        "ContentType": "text/html; charset=utf-8",
+        "ContentEncoding": "gzip",
+        "CacheControl": "max-age=60",
+        "ContentDisposition": 'attachment; filename="r.html"',
+        "Metadata": {"owner": "team-a", "run": "42"},
+    }
+    async with AsyncS3Storage(
+        "source",
+        "us-east-1",
+        ACCESS_KEY,
+        SECRET_KEY,
+        endpoint_url=other_service.endpoint_url,
+        retry_base_delay=0.01,
+    ) as src:
+        await (await src._s3.client()).create_bucket(Bucket="source")
+        for key, size in (("small.html", 1000), ("big.html", 6 * MiB)):
+            async with src.open(key, "wb", stored) as f:
+                await f.write(payload(size))
+        assert not s3.same_service(src)
+        report = await copy_many(
+            src, s3, [("small.html", "s"), ("big.html", "b")], chunk_size=5 * MiB
+        )
+        assert not report.failures
+    for key in ("s", "b"):
+        head = await raw_s3.head_object(Bucket=bucket, Key=key)
+        assert {k: head.get(k) for k in stored} == stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import builtins
+import mimetypes
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -433,6 +434,9 @@ class AsyncStorage(abc.ABC):
     ) -> int:
         """Copy the local file ``path`` to the key ``dest`` (keg-storage's order).
 
+        Without a ``ContentType`` in ``extra_args`` the type is guessed from
+        the file's name (``mimetypes``), as the aws CLI does.
+
         Returns the number of bytes sent.
         """
         import aiofiles
@@ -440,6 +444,12 @@ class AsyncStorage(abc.ABC):
 
         check_key(dest, what="dest")
         size = (await aiofiles.os.stat(path)).st_size
+        if not extra_args or "ContentType" not in extra_args:
+            # As the aws CLI does: the type from the file's name (mimetypes
+            # reads the system's tables on first use, so in a thread).
+            guessed = (await asyncio.to_thread(mimetypes.guess_type, os.fspath(path)))[0]
+            if guessed:
+                extra_args = {"ContentType": guessed, **(extra_args or {})}
         async with aiofiles.open(path, "rb") as src:
             return await self.upload(
                 src,

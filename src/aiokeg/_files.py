@@ -50,6 +50,16 @@ class AsyncReader(abc.ABC):
         self._pos = 0
         self._closed = False
 
+    @property
+    def extra_args(self) -> dict[str, Any]:
+        """The ``extra_args`` that give a copy this object's stored headers and metadata.
+
+        Bulk copies pass them to the destination's writer, so Content-Type
+        (and on S3 Content-Encoding, Cache-Control, Content-Disposition and
+        user metadata) travel with the bytes.
+        """
+        return {"ContentType": self.content_type} if self.content_type else {}
+
     # -- primitives ---------------------------------------------------------
     @abc.abstractmethod
     async def _read_at(self, offset: int, size: int) -> bytes:

@@ -307,7 +307,7 @@ async def _walk(folder: str, key_prefix: str, leaf: str = "") -> AsyncIterator[L
                 yield entry
         else:
             assert st is not None
-            yield ListEntry(key_prefix + name, _mtime(st), st.st_size)
+            yield ListEntry(key_prefix + name, _mtime(st), st.st_size, _etag(st))
 
 
 class _LocalReader(AsyncReader):

@@ -115,7 +115,7 @@ class AsyncMemoryStorage(AsyncStorage):
                 if not key.startswith(prefix):
                     break
                 blob = self._blobs[key]
-                page.append(ListEntry(key, blob.last_modified, len(blob.data)))
+                page.append(ListEntry(key, blob.last_modified, len(blob.data), blob.etag))
             if page:
                 yield page
             if len(page) < _PAGE:

@@ -134,11 +134,17 @@ class ShareLinkOperation(enum.Flag):
 
 
 class ListEntry(NamedTuple):
-    """One object in a listing (keg-storage's fields; ``last_modified`` is aware)."""
+    """One object in a listing (keg-storage's fields; ``last_modified`` is aware).
+
+    ``etag`` is the version tag the listing gave (as ``stat().etag``), or
+    None where the backend's listing has none. It comes last and has a
+    default, so keg-storage's three-field construction still works.
+    """
 
     name: str
     last_modified: datetime
     size: int
+    etag: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,16 @@ from ._types import ListEntry
 from ._validate import MIN_CHUNK_SIZE
 from .s3 import AsyncS3Storage
 
-__all__ = ["FileResult", "TransferEvent", "TransferReport", "copy_many", "sync"]
+__all__ = [
+    "FileResult",
+    "TransferEvent",
+    "TransferReport",
+    "copy_many",
+    "copy_tree",
+    "delete_tree",
+    "folder",
+    "sync",
+]
 
 #: Default budget of bytes held in memory by a whole transfer.
 DEFAULT_BUDGET = 256 * 1024 * 1024
@@ -211,6 +220,7 @@ async def copy_many(
             dst.open(
                 dest,
                 "wb",
+                reader.extra_args,
                 chunk_size=chunk,
                 max_concurrency=per_file_concurrency,
                 size_hint=reader.size,
@@ -234,7 +244,7 @@ async def copy_many(
             try:
                 size = await one(source, dest)
                 results[index] = FileResult(source, dest, size=size)
-            except (StorageError, OSError) as exc:
+            except Exception as exc:  # every file gets its result, whatever it raised
                 results[index] = FileResult(source, dest, error=exc)
                 if fail_fast:
                     stop.set()
@@ -248,16 +258,81 @@ async def copy_many(
     return TransferReport(final, seconds=time.monotonic() - started)
 
 
-def _unchanged(
-    src: ListEntry, dst: ListEntry | None, src_etag: str | None, dst_etag: str | None
-) -> bool:
+def folder(prefix: str) -> str:
+    """The folder that a bulk operation's ``prefix`` names.
+
+    In every bulk operation (:func:`sync`, :func:`copy_tree`,
+    :func:`delete_tree`, and the command line's ``cp -r``, ``sync``,
+    ``rm -r``) a prefix names a folder: ``"backup"`` and ``"backup/"`` both
+    mean the keys under ``"backup/"``, so ``backup2/...`` and ``backupX`` are
+    never touched. ``""`` (or ``"/"``) means the whole storage.
+    (``storage.list(path)`` alone keeps S3's plain prefix semantics.)
+    """
+    stripped = prefix.rstrip("/")
+    return stripped + "/" if stripped else ""
+
+
+def _unchanged(src: ListEntry, dst: ListEntry | None) -> bool:
     if dst is None or src.size != dst.size:
         return False
-    if src_etag and dst_etag and "-" not in src_etag and "-" not in dst_etag:
-        return src_etag == dst_etag
-    # ETags of different kinds (multipart, local files) cannot be compared:
-    # fall back to "not older", at S3's one-second resolution.
+    if src.etag and dst.etag and _is_md5(src.etag) and _is_md5(dst.etag):
+        return src.etag == dst.etag
+    # ETags of different kinds (multipart, encrypted, local files) cannot be
+    # compared: fall back to "not older", at S3's one-second resolution.
     return dst.last_modified >= src.last_modified.replace(microsecond=0)
+
+
+def _is_md5(etag: str) -> bool:
+    return len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag)
+
+
+async def _tree(storage: AsyncStorage, prefix: str) -> dict[str, ListEntry]:
+    """Entries under the folder ``prefix`` names, by their path relative to it."""
+    base = folder(prefix)
+    return {e.name[len(base) :]: e async for e in storage.iter_list(base)}
+
+
+async def copy_tree(
+    src: AsyncStorage,
+    dst: AsyncStorage,
+    *,
+    src_prefix: str = "",
+    dst_prefix: str = "",
+    **options: Any,
+) -> TransferReport:
+    """Copy every object under the folder ``src_prefix`` to the folder ``dst_prefix``.
+
+    Both prefixes name folders (see :func:`folder`): ``src_prefix="data"``
+    copies ``data/a`` to ``<dst_prefix>/a`` and leaves ``data2/...`` alone.
+    Options are those of :func:`copy_many`.
+    """
+    started = time.monotonic()
+    dst_base = folder(dst_prefix)
+    sources = await _tree(src, src_prefix)
+    jobs = [(e.name, dst_base + rel, e.size) for rel, e in sources.items()]
+    report = await copy_many(src, dst, jobs, **options)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def delete_tree(storage: AsyncStorage, prefix: str, *, dry_run: bool = False) -> list[str]:
+    """Delete every object under the folder ``prefix`` names; return the deleted keys.
+
+    ``"backup"`` deletes ``backup/...`` and nothing else (see :func:`folder`).
+    An empty prefix would delete everything: it raises ``ValueError``
+    (delete the keys of ``storage.list()`` explicitly if that is meant).
+    With ``dry_run`` nothing is deleted and the keys that would be are returned.
+    """
+    base = folder(prefix)
+    if not base:
+        raise ValueError(
+            "delete_tree() with an empty prefix would delete every object in the storage; "
+            "name a folder, or pass the keys of storage.list() to delete_many()"
+        )
+    keys = [e.name async for e in storage.iter_list(base)]
+    if keys and not dry_run:
+        await storage.delete_many(keys)
+    return keys
 
 
 async def sync(
@@ -267,34 +342,39 @@ async def sync(
     src_prefix: str = "",
     dst_prefix: str = "",
     delete: bool = False,
+    dry_run: bool = False,
     **options: Any,
 ) -> TransferReport:
-    """Make ``dst_prefix`` in ``dst`` a copy of ``src_prefix`` in ``src``.
+    """Make the folder ``dst_prefix`` in ``dst`` a copy of the folder ``src_prefix`` in ``src``.
 
-    Objects whose size and ETag (or, for multipart ETags, modification
-    time) already match are skipped. With ``delete=True``, objects under
-    ``dst_prefix`` that have no source are deleted. Other options are
-    those of :func:`copy_many`.
+    Both prefixes name folders (see :func:`folder`); keys are joined with
+    exactly one ``/``, and nothing outside the destination folder is ever
+    overwritten or deleted. Objects whose size and ETag (or, where ETags
+    cannot be compared, modification time) already match are skipped,
+    decided from the two listings alone. With ``delete=True``, objects
+    under the destination folder that have no source are deleted. With
+    ``dry_run``, nothing is copied or deleted: the report lists what would
+    be (``results`` as skipped or not, ``deleted``). Other options are those
+    of :func:`copy_many`.
     """
     started = time.monotonic()
-    sources = {e.name[len(src_prefix) :]: e async for e in src.iter_list(src_prefix)}
-    existing = {e.name[len(dst_prefix) :]: e async for e in dst.iter_list(dst_prefix)}
+    dst_base = folder(dst_prefix)
+    sources = await _tree(src, src_prefix)
+    existing = await _tree(dst, dst_prefix)
     todo: list[tuple[str, str, int]] = []
     skipped: list[FileResult] = []
     for rel, entry in sources.items():
-        theirs = existing.get(rel)
-        same = False
-        if theirs is not None and theirs.size == entry.size:
-            src_info, dst_info = await src.stat(entry.name), await dst.stat(dst_prefix + rel)
-            same = _unchanged(entry, theirs, src_info.etag, dst_info.etag)
-        if same:
-            skipped.append(FileResult(entry.name, dst_prefix + rel, skipped=True))
+        if _unchanged(entry, existing.get(rel)):
+            skipped.append(FileResult(entry.name, dst_base + rel, skipped=True))
         else:
-            todo.append((entry.name, dst_prefix + rel, entry.size))
-    report = await copy_many(src, dst, todo, **options)
-    report.results = skipped + report.results
-    if delete:
-        extra = [dst_prefix + rel for rel in existing if rel not in sources]
+            todo.append((entry.name, dst_base + rel, entry.size))
+    extra = [dst_base + rel for rel in existing if rel not in sources] if delete else []
+    if dry_run:
+        planned = [FileResult(source, dest, size=size) for source, dest, size in todo]
+        report = TransferReport(skipped + planned, deleted=extra)
+    else:
+        report = await copy_many(src, dst, todo, **options)
+        report.results = skipped + report.results
         if extra:
             await dst.delete_many(extra)
         report.deleted = extra

@@ -387,6 +387,7 @@ def _object_fields(response: aiohttp.ClientResponse) -> dict[str, Any]:
         ("ContentEncoding", "Content-Encoding"),
         ("ContentDisposition", "Content-Disposition"),
         ("CacheControl", "Cache-Control"),
+        ("ContentLanguage", "Content-Language"),
         *_SSE_FIELDS,
     ):
         if header in headers:

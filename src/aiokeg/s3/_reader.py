@@ -8,7 +8,7 @@ import dataclasses
 import io
 import itertools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -203,10 +203,13 @@ class AsyncS3Reader(AsyncReader):
         last_modified: datetime,
         metadata: dict[str, str],
         settings: TransferSettings,
+        headers: Mapping[str, str] | None = None,
         first: bytes = b"",
     ) -> None:
         super().__init__(key, size, etag, content_type, last_modified)
         self.metadata = metadata
+        #: Stored headers other than Content-Type, for :attr:`extra_args`.
+        self.headers: dict[str, str] = dict(headers or {})
         self._s3 = s3
         self._settings = settings
         self._segments: deque[_Segment] = deque()
@@ -222,6 +225,14 @@ class AsyncS3Reader(AsyncReader):
             self._segments.append(_Segment(0, len(first), done))
             self._next = len(first)
             self._window = max(INITIAL_WINDOW, len(first))
+
+    @property
+    def extra_args(self) -> dict[str, Any]:
+        """Content-Type, Content-Encoding, Cache-Control, Content-Disposition and metadata."""
+        args: dict[str, Any] = {**super().extra_args, **self.headers}
+        if self.metadata:
+            args["Metadata"] = dict(self.metadata)
+        return args
 
     async def _read_at(self, offset: int, size: int) -> bytes:
         sequential = offset == self._last_end

@@ -28,6 +28,8 @@ from ._writer import AsyncS3Writer, _abort_upload
 __all__ = ["AsyncS3Storage", "IncompleteUpload"]
 
 _DELETE_BATCH = 1000
+#: Stored headers a copy to another service keeps (Content-Type and metadata too).
+_COPIED_HEADERS = ("ContentEncoding", "CacheControl", "ContentDisposition", "ContentLanguage")
 
 
 class IncompleteUpload(NamedTuple):
@@ -259,6 +261,7 @@ class AsyncS3Storage(AsyncStorage):
             metadata=dict(head.get("Metadata") or {}),
             settings=settings,
             first=first,
+            headers={k: str(head[k]) for k in _COPIED_HEADERS if head.get(k)},
         )
 
     async def _open_writer(
@@ -302,7 +305,12 @@ class AsyncS3Storage(AsyncStorage):
                 "list_objects_v2", None, max_attempts=self.settings.max_attempts, **params
             )
             page = [
-                ListEntry(item["Key"], item["LastModified"], int(item["Size"]))
+                ListEntry(
+                    item["Key"],
+                    item["LastModified"],
+                    int(item["Size"]),
+                    str(item.get("ETag", "")).strip('"') or None,
+                )
                 for item in response.get("Contents", [])
             ]
             if page:
