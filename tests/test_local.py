@@ -24,7 +24,21 @@ def files_under(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
 
 
-async def test_write_goes_to_a_temporary_file_renamed_on_close(root: Path) -> None:
+async def test_write_goes_to_a_file_with_no_name_until_close(root: Path) -> None:
+    """Linux: an O_TMPFILE file has no name, so nothing can be left behind."""
+    storage = AsyncLocalStorage(root)
+    f = await storage.open("dir/file.bin", "wb")
+    await f.write(b"x" * (2 * 1024 * 1024))
+    assert files_under(root) == []
+    assert await storage.list() == []
+    await f.close()
+    assert files_under(root) == ["dir/file.bin"]
+
+
+async def test_without_o_tmpfile_a_named_temporary_file_is_renamed_on_close(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aiokeg._localfs._TMPFILE", 0)
     storage = AsyncLocalStorage(root)
     f = await storage.open("dir/file.bin", "wb")
     await f.write(b"x" * (2 * 1024 * 1024))

@@ -1,4 +1,12 @@
-"""Local files written atomically: a temporary file beside the target, renamed on success.
+"""Local files written atomically: an unnamed file beside the target, named on success.
+
+On Linux the data goes to an anonymous file (``O_TMPFILE``) in the target's
+folder, which has no name until :meth:`AtomicLocalFile.commit` links it in:
+a cancellation, Ctrl-C or a crash at any moment of a download leaves
+nothing behind, because the kernel frees an unnamed file when its
+descriptor closes. Where ``O_TMPFILE`` is not available (other systems,
+some network file systems) a named temporary file ``.<name>.aiokeg-<hex>.tmp``
+is used and removed on every exit path Python runs.
 
 All blocking calls run in worker threads, so the event loop never waits on disk.
 """
@@ -7,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import random
 from collections.abc import Sequence
@@ -54,17 +63,45 @@ class AtomicLocalFile:
         self.make_parents = make_parents
         self.temp_path = _temp_path(self.dest)
         self._fd: int | None = None
+        #: True while the data lives in an unnamed (O_TMPFILE) file.
+        self.anonymous = False
         self._offset = 0
         self._done = False
 
     async def open(self) -> AtomicLocalFile:
-        """Create the temporary file."""
-        self._fd = await asyncio.to_thread(self._open_sync)
+        """Create the temporary file.
+
+        A cancellation meanwhile waits for the file to exist, removes it and
+        then propagates, so no descriptor or file is left behind.
+        """
+        opening = asyncio.ensure_future(asyncio.to_thread(self._open_sync))
+        cancelled = False
+        while True:
+            try:
+                self._fd = await asyncio.shield(opening)
+                break
+            except asyncio.CancelledError:
+                if opening.done():
+                    raise
+                cancelled = True
+        if cancelled:
+            await self.discard()
+            raise asyncio.CancelledError
         return self
 
     def _open_sync(self) -> int:
+        folder = os.path.dirname(self.dest) or "."
         if self.make_parents:
-            os.makedirs(os.path.dirname(self.dest) or ".", exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
+        if _TMPFILE:
+            try:
+                fd = os.open(folder, os.O_WRONLY | _TMPFILE, 0o666)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+            else:
+                self.anonymous = True
+                return fd
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         return os.open(self.temp_path, flags, 0o666)
 
@@ -114,6 +151,9 @@ class AtomicLocalFile:
         assert fd is not None
         try:
             os.fsync(fd)
+            if self.anonymous:
+                self._link_anonymous(fd)
+                return
         finally:
             os.close(fd)
         if self.exclusive:
@@ -121,6 +161,21 @@ class AtomicLocalFile:
             os.unlink(self.temp_path)
         else:
             os.replace(self.temp_path, self.dest)
+
+    def _link_anonymous(self, fd: int) -> None:
+        if self.exclusive:
+            # link() fails if dest exists: an atomic exclusive create.
+            _link_fd(fd, self.dest)
+            return
+        # A name only for the instant between link and rename, in this one
+        # thread call (a cancellation cannot stop it half-way).
+        _link_fd(fd, self.temp_path)
+        try:
+            os.replace(self.temp_path, self.dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp_path)
+            raise
 
     async def discard(self) -> None:
         """Remove the temporary file; ``dest`` is untouched. Idempotent."""
@@ -133,8 +188,9 @@ class AtomicLocalFile:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp_path)
+        if not self.anonymous:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp_path)
 
     async def __aenter__(self) -> AtomicLocalFile:
         return await self.open()
@@ -149,6 +205,25 @@ class AtomicLocalFile:
             await run_shielded(self.commit())
         else:
             await run_shielded(self.discard())
+
+
+#: Linux's flag for an unnamed file, if /proc can name it at commit (else 0).
+_TMPFILE = getattr(os, "O_TMPFILE", 0) if os.path.isdir("/proc/self/fd") else 0
+
+
+def _link_fd(fd: int, path: str) -> None:
+    """Give the unnamed file open as ``fd`` the name ``path``.
+
+    linkat(2) with AT_SYMLINK_FOLLOW on /proc/self/fd/N, as open(2) documents
+    for O_TMPFILE. (os.link uses linkat only when a dir_fd is given, hence
+    the folder's descriptor.)
+    """
+    folder, name = os.path.split(path)
+    dir_fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    finally:
+        os.close(dir_fd)
 
 
 def _pwrite_parts(fd: int, parts: Sequence[bytes | memoryview], offset: int) -> None:
