@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
+import botocore.exceptions
 from botocore.handlers import add_expect_header
 
 from .._errors import StorageClosedError, StorageError
@@ -96,8 +97,16 @@ class S3Context:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    cm = await self._factory()
-                    client = await self._stack.enter_async_context(cm)
+                    try:
+                        cm = await self._factory()
+                        client = await self._stack.enter_async_context(cm)
+                    except botocore.exceptions.BotoCoreError as exc:
+                        # ProfileNotFound, a bad config file, an unknown region...
+                        raise StorageError(
+                            f"could not create the S3 client for bucket {self.bucket!r}: {exc}",
+                            bucket=self.bucket,
+                            operation="create_client",
+                        ) from exc
                     # botocore asks for "Expect: 100-continue" on every file-like
                     # body. That costs a round trip per part, and aiohttp waits
                     # for the 100 with no timeout: a server that stalls there
