@@ -462,3 +462,16 @@ async def test_incomplete_uploads_are_listed_and_aborted_by_age(
     aborted = await s3.abort_incomplete_uploads("crash/", older_than=timedelta(hours=1))
     assert sorted(u.key for u in aborted) == ["crash/a", "crash/b"]
     assert [u["Key"] for u in await list_uploads(raw_s3, bucket)] == ["other/c"]
+
+
+async def test_listing_on_the_data_path_decodes_keys_as_botocore_does(
+    s3: AsyncS3Storage, raw_s3: Any, bucket: str
+) -> None:
+    odd = ["a b+c", "ünï/cødé", "x%2Fy", "q?r&s=t", "tab\there", "<xml>&amp;"]
+    for key in odd:
+        await raw_s3.put_object(Bucket=bucket, Key=key, Body=b"1")
+    ours = await s3.list()
+    theirs = (await raw_s3.list_objects_v2(Bucket=bucket))["Contents"]
+    assert [e.name for e in ours] == [item["Key"] for item in theirs]
+    assert [e.last_modified for e in ours] == [item["LastModified"] for item in theirs]
+    assert [e.etag for e in ours] == [item["ETag"].strip('"') for item in theirs]

@@ -38,6 +38,8 @@ import botocore.exceptions
 from aiohttp.abc import AbstractStreamWriter
 from yarl import URL
 
+from ._listing import parse_list_objects_v2
+
 __all__ = ["CredentialSource", "Credentials", "DataPath", "data_path_for"]
 
 #: (access key, secret key, session token or None)
@@ -175,7 +177,7 @@ class _Body:
 
 
 class DataPath:
-    """Sends ``PutObject``, ``UploadPart``, ``GetObject`` and ``HeadObject`` for one bucket.
+    """Sends ``PutObject``, ``UploadPart``, ``GetObject``, ``HeadObject`` and ``ListObjectsV2``.
 
     Method names and arguments are those of the aiobotocore client, and so
     are the responses (the fields aiokeg reads), so callers use either.
@@ -194,6 +196,8 @@ class DataPath:
     ) -> None:
         self.bucket = bucket
         self._base = base.rstrip("/")
+        # The bucket itself: path style "/bucket", virtual hosts "/".
+        self._bucket_url = self._base if urlsplit(self._base).path else self._base + "/"
         self._signer = signer
         self._header_names = header_names
         self._session = aiohttp.ClientSession(
@@ -301,6 +305,24 @@ class DataPath:
         response.release()
         return _upload_fields(response)
 
+    async def list_objects_v2(
+        self,
+        *,
+        Bucket: str,
+        Prefix: str = "",
+        ContinuationToken: str | None = None,
+    ) -> dict[str, Any]:
+        """``ListObjectsV2`` (one page), keys URL-encoded on the wire as botocore asks."""
+        query = [("encoding-type", "url"), ("list-type", "2"), ("prefix", Prefix)]
+        if ContinuationToken is not None:
+            query.append(("continuation-token", ContinuationToken))
+        response = await self._send("GET", "ListObjectsV2", Bucket, "", tuple(query), {})
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        return parse_list_objects_v2(body)
+
     # -- transport ---------------------------------------------------------------
     async def _send(
         self,
@@ -314,7 +336,7 @@ class DataPath:
     ) -> aiohttp.ClientResponse:
         if bucket != self.bucket:
             raise ValueError(f"this data path serves bucket {self.bucket!r}, not {bucket!r}")
-        raw = f"{self._base}/{quote(key, safe='/~')}"
+        raw = f"{self._base}/{quote(key, safe='/~')}" if key else self._bucket_url
         if query:
             raw += "?" + "&".join(f"{_quote(k)}={_quote(v)}" for k, v in query)
         url = URL(raw, encoded=True)

@@ -302,7 +302,11 @@ class AsyncS3Storage(AsyncStorage):
             if token:
                 params["ContinuationToken"] = token
             response = await self._s3.call(
-                "list_objects_v2", None, max_attempts=self.settings.max_attempts, **params
+                "list_objects_v2",
+                None,
+                max_attempts=self.settings.max_attempts,
+                data=True,
+                **params,
             )
             page = [
                 ListEntry(
