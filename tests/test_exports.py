@@ -16,6 +16,7 @@ EXPECTED = [
     "AsyncS3Writer",
     "AsyncStorage",
     "AsyncWriter",
+    "ConcurrentUseError",
     "FileMode",
     "FileNotFoundInStorageError",
     "InvalidPathError",

@@ -18,6 +18,7 @@ Quick start::
 from ._base import AsyncStorage
 from ._errors import (
     AccessDeniedError,
+    ConcurrentUseError,
     FileNotFoundInStorageError,
     InvalidPathError,
     ObjectChangedError,
@@ -46,6 +47,7 @@ __all__ = [
     "AsyncS3Writer",
     "AsyncStorage",
     "AsyncWriter",
+    "ConcurrentUseError",
     "FileMode",
     "FileNotFoundInStorageError",
     "InvalidPathError",

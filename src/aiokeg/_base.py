@@ -7,7 +7,8 @@ import asyncio
 import builtins
 import mimetypes
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -47,6 +48,8 @@ class AsyncStorage(abc.ABC):
         self.name = name
         self.settings = TransferSettings().override(chunk_size, max_concurrency, max_attempts)
         self._closed = False
+        #: Writers still open: aclose() aborts them (nothing half-written survives).
+        self._writers: weakref.WeakSet[AsyncWriter] = weakref.WeakSet()
 
     # -- primitives ---------------------------------------------------------
     @abc.abstractmethod
@@ -112,11 +115,20 @@ class AsyncStorage(abc.ABC):
             )
 
     async def aclose(self) -> None:
-        """Close clients and connections; calling it again does nothing."""
+        """Close clients and connections; calling it again does nothing.
+
+        Writers still open are aborted first: nothing they wrote is
+        published and no incomplete upload is left behind.
+        """
         if self._closed:
             return
         self._closed = True
+        await run_shielded(self._abort_writers())
         await run_shielded(self._aclose())
+
+    async def _abort_writers(self) -> None:
+        writers = [w for w in self._writers if not w.closed]
+        await asyncio.gather(*(w.abort() for w in writers), return_exceptions=True)
 
     async def __aenter__(self) -> AsyncStorage:
         self._check_open()
@@ -222,14 +234,21 @@ class AsyncStorage(abc.ABC):
         if not isinstance(args, Mapping):
             raise TypeError(f"extra_args must be a mapping, got {type(args).__name__}")
         return OpenFile(
-            self._open_writer(
-                key,
-                exclusive=file_mode == FileMode.write | FileMode.exclusive,
-                extra_args=dict(args),
-                settings=settings,
-                size_hint=size_hint,
+            self._tracked(
+                self._open_writer(
+                    key,
+                    exclusive=file_mode == FileMode.write | FileMode.exclusive,
+                    extra_args=dict(args),
+                    settings=settings,
+                    size_hint=size_hint,
+                )
             )
         )
+
+    async def _tracked(self, opening: Awaitable[AsyncWriter]) -> AsyncWriter:
+        writer = await opening
+        self._writers.add(writer)
+        return writer
 
     # -- listing ------------------------------------------------------------
     async def iter_list(self, path: str = "") -> AsyncIterator[ListEntry]:

@@ -13,6 +13,7 @@ too, so ``except FileNotFoundError`` keeps working::
         ├── AccessDeniedError              (also PermissionError) credentials refused
         ├── InvalidPathError               (also ValueError) a key or path is not allowed
         ├── StorageClosedError             the storage was closed with aclose()
+        ├── ConcurrentUseError             (also RuntimeError) two tasks used one file at once
         └── TransferError                  a request or part failed after every retry
 
 Backend exceptions (botocore's ``ClientError``, aiohttp's connection errors,
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDeniedError",
+    "ConcurrentUseError",
     "FileNotFoundInStorageError",
     "InvalidPathError",
     "ObjectChangedError",
@@ -122,6 +124,15 @@ class InvalidPathError(StorageError, ValueError):
 
 class StorageClosedError(StorageError, RuntimeError):
     """The storage was used after ``aclose()``; create a new one."""
+
+
+class ConcurrentUseError(StorageError, RuntimeError):
+    """Two tasks used one reader or writer at the same time.
+
+    A file object serves one task at a time (as an ``aiofiles`` file or a
+    socket does): interleaved ``write()`` calls would scramble the parts.
+    Give each task its own file, or serialise the calls with a lock.
+    """
 
 
 class TransferError(StorageError):

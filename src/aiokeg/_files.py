@@ -16,8 +16,33 @@ from types import TracebackType
 from typing import Any
 
 from ._aio import run_shielded
+from ._errors import ConcurrentUseError
 
 __all__ = ["AsyncReader", "AsyncWriter"]
+
+
+class _Guard:
+    """Refuses a second task while one is inside an operation of a file object."""
+
+    __slots__ = ("_busy", "_kind", "_name")
+
+    def __init__(self, kind: str, name: str) -> None:
+        self._busy = False
+        self._kind = kind
+        self._name = name
+
+    def __enter__(self) -> None:
+        if self._busy:
+            raise ConcurrentUseError(
+                f"another task is already using this {self._kind} of {self._name!r}; a file "
+                "object serves one task at a time: give each task its own, or use a lock",
+                key=self._name,
+                operation="use",
+            )
+        self._busy = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._busy = False
 
 
 class AsyncReader(abc.ABC):
@@ -49,6 +74,7 @@ class AsyncReader(abc.ABC):
         self.last_modified = last_modified
         self._pos = 0
         self._closed = False
+        self._guard = _Guard("reader", name)
 
     @property
     def extra_args(self) -> dict[str, Any]:
@@ -86,13 +112,14 @@ class AsyncReader(abc.ABC):
         self._check_open()
         if isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"size must be an int, got {type(size).__name__}")
-        remaining = max(self.size - self._pos, 0)
-        n = remaining if size < 0 else min(size, remaining)
-        if n == 0:
-            return b""
-        data = await self._read_at(self._pos, n)
-        self._pos += len(data)
-        return data
+        with self._guard:
+            remaining = max(self.size - self._pos, 0)
+            n = remaining if size < 0 else min(size, remaining)
+            if n == 0:
+                return b""
+            data = await self._read_at(self._pos, n)
+            self._pos += len(data)
+            return data
 
     async def readinto(self, buffer: Any) -> int:
         """Read into a writable bytes-like object; return the number of bytes read."""
@@ -107,6 +134,10 @@ class AsyncReader(abc.ABC):
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the position; seeking past the end is allowed (reads give ``b""``)."""
         self._check_open()
+        if isinstance(offset, bool) or not isinstance(offset, int):
+            raise TypeError(
+                f"seek() offset must be an int (a byte position), got {type(offset).__name__}"
+            )
         if whence == os.SEEK_SET:
             target = offset
         elif whence == os.SEEK_CUR:
@@ -196,6 +227,9 @@ class AsyncWriter(abc.ABC):
         self.name = name
         self._state = WriterState.OPEN
         self._written = 0
+        self._guard = _Guard("writer", name)
+        #: Set by a backend once the publishing request has succeeded.
+        self._published = False
 
     # -- primitives ---------------------------------------------------------
     @abc.abstractmethod
@@ -239,12 +273,13 @@ class AsyncWriter(abc.ABC):
             raise TypeError("write() takes bytes-like objects, not str: encode it first")
         view = memoryview(data).cast("B")
         if view.nbytes:
-            try:
-                await self._write(view)
-            except BaseException:
-                await self._fail()
-                raise
-            self._written += view.nbytes
+            with self._guard:
+                try:
+                    await self._write(view)
+                except BaseException:
+                    await self._fail()
+                    raise
+                self._written += view.nbytes
         return view.nbytes
 
     async def tell(self) -> int:
@@ -271,17 +306,28 @@ class AsyncWriter(abc.ABC):
 
         Idempotent. If publishing fails, the upload is aborted (nothing is
         published, nothing left behind) and the error is raised.
+
+        Cancelled: before the publishing request is sent, nothing is
+        published. Once it is sent, ``close()`` waits for its answer
+        (shielded, bounded by the timeouts and ``max_attempts``) and then
+        raises ``CancelledError``; :attr:`state` then says ``"closed"`` if
+        the object was published. Either way nothing is published after
+        ``close()`` has returned or raised.
         """
         if self._state is WriterState.CLOSED or self._state is WriterState.ABORTED:
             return
         if self._state is WriterState.FAILED:
             raise ValueError(f"writer for {self.name!r} failed earlier; nothing was published")
-        try:
-            await self._commit()
-        except BaseException:
-            await self._fail()
-            raise
-        self._state = WriterState.CLOSED
+        with self._guard:
+            try:
+                await self._commit()
+            except BaseException:
+                if self._published:
+                    self._state = WriterState.CLOSED
+                else:
+                    await self._fail()
+                raise
+            self._state = WriterState.CLOSED
 
     async def abort(self) -> None:
         """Discard the upload: cancel parts in flight, publish nothing, leave nothing."""

@@ -8,6 +8,7 @@ import io
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from .._aio import run_shielded
 from .._errors import ObjectExistsError, ObjectNotFoundError, StorageError, TransferError
 from .._files import AsyncWriter
 from .._validate import TransferSettings
@@ -165,22 +166,28 @@ class AsyncS3Writer(AsyncWriter):
         return b"".join(pending)
 
     async def _create_upload(self) -> None:
+        # Shielded: a cancellation waits for the answer, so the upload the
+        # server made is known here and the abort that follows removes it.
+        await run_shielded(self._create_upload_now())
+
+    async def _create_upload_now(self) -> None:
         attempts = 0
 
         async def once(client: Any) -> dict[str, Any]:
             nonlocal attempts
             attempts += 1
+            # Until an attempt is answered, the server may hold an upload this
+            # writer never learns of: the abort or the completion sweeps for it.
+            self._maybe_orphans = True
             response: dict[str, Any] = await client.create_multipart_upload(
                 Bucket=self._s3.bucket, Key=self.name, **self._extra
             )
+            self._maybe_orphans = attempts > 1
             return response
 
         response = await self._s3.run(
             "CreateMultipartUpload", self.name, once, max_attempts=self._settings.max_attempts
         )
-        # A repeated create may follow one whose answer was lost after the
-        # server had started an upload: that upload is ours, and orphaned.
-        self._maybe_orphans = attempts > 1
         self._upload_id = str(response["UploadId"])
         logger.debug("started multipart upload %s for %s", self._upload_id, self._where)
 
@@ -281,19 +288,27 @@ class AsyncS3Writer(AsyncWriter):
                 params["IfMatch"] = exc.etag or str(response["ETag"])
                 raise
 
-        try:
-            await self._s3.run(
-                "PutObject",
-                self.name,
-                once,
-                max_attempts=self._settings.max_attempts,
-                exclusive=self._exclusive,
-                data=await self._s3.can_put(self._extra),
-            )
-        except TransferError as exc:
-            if "IfMatch" in params:
-                raise await self._damaged(params["IfMatch"], exc) from exc
-            raise
+        data_path = await self._s3.can_put(self._extra)
+
+        async def publish() -> None:
+            try:
+                await self._s3.run(
+                    "PutObject",
+                    self.name,
+                    once,
+                    max_attempts=self._settings.max_attempts,
+                    exclusive=self._exclusive,
+                    data=data_path,
+                )
+            except TransferError as exc:
+                if "IfMatch" in params:
+                    raise await self._damaged(params["IfMatch"], exc) from exc
+                raise
+            self._published = True
+
+        # Once the PUT is on its way, a cancellation waits for its answer:
+        # close() never returns or raises while the object may still appear.
+        await run_shielded(publish())
 
     async def _damaged(self, etag: str, exc: TransferError) -> TransferError:
         """The error for a body the server damaged on every attempt (already published).
@@ -339,6 +354,10 @@ class AsyncS3Writer(AsyncWriter):
                 key=self.name,
                 operation="CompleteMultipartUpload",
             )
+        # Shielded like the single PUT: nothing is published after close().
+        await run_shielded(self._complete_now(parts, params))
+
+    async def _complete_now(self, parts: list[dict[str, Any]], params: dict[str, Any]) -> None:
         try:
             await self._s3.call(
                 "complete_multipart_upload",
@@ -353,10 +372,12 @@ class AsyncS3Writer(AsyncWriter):
             # A Complete whose answer was lost may have succeeded; if the object
             # now carries exactly our multipart ETag, it is ours and whole.
             if not isinstance(exc, ObjectExistsError) and await self._completed_anyway():
+                self._published = True
                 self._upload_id = None
                 await self._abort_orphans(None)
                 return
             raise
+        self._published = True
         await self._abort_orphans(self._upload_id)
         self._upload_id = None
 
