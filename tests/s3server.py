@@ -87,6 +87,7 @@ class Fault:
         corrupt_request: flip one byte of the request body before moto reads it.
         reset: let moto handle the request, then reset the connection instead
             of answering (the client cannot know whether it took effect).
+        garbage: answer with bytes that are not HTTP, then close the connection.
     """
 
     op: str
@@ -100,6 +101,7 @@ class Fault:
     truncate_after: int | None = None
     corrupt_request: bool = False
     reset: bool = False
+    garbage: bool = False
     hits: int = 0
 
     def matches(self, record: dict[str, Any]) -> bool:
@@ -200,6 +202,10 @@ class FaultLayer:
             if self.opaque_etags:
                 self._etags_to_real(environ, op)
                 start_response = self._opaque_start(start_response)
+            if fault is not None and fault.garbage:
+                if environ.get("CONTENT_LENGTH"):
+                    environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+                _garbage(environ)
             if fault is not None and fault.status is not None:
                 if environ.get("CONTENT_LENGTH"):
                     environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
@@ -351,6 +357,15 @@ def _reset(environ: Environ) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     raise ConnectionAbortedError("injected: connection reset")
+
+
+def _garbage(environ: Environ) -> None:
+    """Answer with bytes that are not HTTP, close, then stop handling the request."""
+    sock = environ["werkzeug.socket"]
+    with contextlib.suppress(OSError):
+        sock.sendall(b"\x16\x03\x01 this is not an HTTP response\r\n\r\n")
+        sock.shutdown(socket.SHUT_RDWR)
+    raise ConnectionAbortedError("injected: not HTTP")
 
 
 class S3TestServer:

@@ -19,6 +19,7 @@ from .._errors import (
     StorageError,
     TransferError,
 )
+from ._redact import scrub_exception
 
 __all__ = ["error_code", "is_retryable", "translate"]
 
@@ -102,6 +103,7 @@ def translate(
     ``exclusive`` says a 412 means "the key exists" (an ``xb`` write) rather
     than "the object changed" (a pinned read).
     """
+    scrub_exception(exc)  # it becomes the __cause__: no request headers in its repr
     where = f"s3://{bucket}/{key}" if key is not None else f"bucket {bucket!r}"
     kw: dict[str, Any] = {"bucket": bucket, "key": key, "operation": operation}
     code, status = error_code(exc)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ._errors import is_retryable
+from ._redact import scrub_exception
 
 __all__ = ["RetryPolicy", "logger"]
 
@@ -54,6 +55,7 @@ class RetryPolicy:
             try:
                 return await attempt_fn(attempt)
             except Exception as exc:
+                scrub_exception(exc)
                 if attempt >= self.max_attempts or not is_retryable(exc):
                     raise
                 delay = self.backoff(attempt)
