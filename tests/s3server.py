@@ -88,6 +88,9 @@ class Fault:
         reset: let moto handle the request, then reset the connection instead
             of answering (the client cannot know whether it took effect).
         garbage: answer with bytes that are not HTTP, then close the connection.
+        drop_headers: request headers to remove before moto sees them
+            (``("Range",)``: a server that ignores ranges; ``("If-Match",)``:
+            one that ignores preconditions).
     """
 
     op: str
@@ -102,6 +105,7 @@ class Fault:
     corrupt_request: bool = False
     reset: bool = False
     garbage: bool = False
+    drop_headers: tuple[str, ...] = ()
     hits: int = 0
 
     def matches(self, record: dict[str, Any]) -> bool:
@@ -202,6 +206,9 @@ class FaultLayer:
             if self.opaque_etags:
                 self._etags_to_real(environ, op)
                 start_response = self._opaque_start(start_response)
+            if fault is not None:
+                for header in fault.drop_headers:
+                    environ.pop("HTTP_" + header.upper().replace("-", "_"), None)
             if fault is not None and fault.garbage:
                 if environ.get("CONTENT_LENGTH"):
                     environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))

@@ -254,6 +254,7 @@ class DataPath:
         response = await self._send("GET", "GetObject", Bucket, Key, (), headers)
         fields = _object_fields(response)
         fields["ContentRange"] = response.headers.get("Content-Range")
+        fields["ResponseMetadata"] = {"HTTPStatusCode": response.status}
         fields["Body"] = _Body(response)
         return fields
 

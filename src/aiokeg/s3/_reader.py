@@ -14,7 +14,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from .._errors import ObjectChangedError
+from .._errors import ObjectChangedError, TransferError
 from .._files import AsyncReader
 from .._validate import TransferSettings
 from ._client import S3Context
@@ -88,11 +88,12 @@ async def fetch_range(
             Range=f"bytes={start + got}-{end - 1}",
             IfMatch=f'"{etag}"',
         )
-        _check_total(response, size, s3.bucket, key)
         body = response["Body"]
         # The data path's body hands over what arrived without copying it.
         readany = getattr(body, "readany", None)
-        try:
+        try:  # the body is released on every path, checks included
+            _check_total(response, size, s3.bucket, key)
+            _check_range(response, start + got, end - 1, s3.bucket, key)
             while got < want:
                 if readany is not None:
                     chunk = await readany()
@@ -161,6 +162,24 @@ def _check_total(response: dict[str, Any], size: int, bucket: str, key: str) -> 
             key=key,
             operation="GetObject",
         )
+
+
+def _check_range(response: dict[str, Any], first: int, last: int, bucket: str, key: str) -> None:
+    """The answer is a 206 for exactly bytes ``first..last`` (what was asked)."""
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 206)
+    content_range = str(response.get("ContentRange") or "")
+    span = content_range.removeprefix("bytes ").partition("/")[0]
+    if status == 206 and span == f"{first}-{last}":
+        return
+    raise TransferError(
+        f"GetObject of s3://{bucket}/{key} asked for bytes {first}-{last} and the server "
+        f"answered status {status} with Content-Range {content_range or '(none)'!r}; "
+        "the endpoint does not honour ranged reads (check endpoint_url, or a proxy "
+        "that rewrites requests)",
+        bucket=bucket,
+        key=key,
+        operation="GetObject",
+    )
 
 
 @dataclasses.dataclass
